@@ -8,13 +8,13 @@ Docs: https://asl-lib.github.io/asl_lib/datablock.html.md"""
 __all__ = ['SPLITS', 'frame_blocks', 'FrameBlockSplitter', 'label_from_folder', 'sample_per_class', 'asl_splitter', 'asl_tfms',
            'get_dls', 'nearest_train_frame_gap']
 
-# %% ../nbs/01_datablock.ipynb #64db7c39
+# %% ../nbs/01_datablock.ipynb #114829c8
 from collections import Counter
 import numpy as np
 from fastai.vision.all import *
 from .data import CLASSES, DataError, Inventory, frame_index, label_from_name, normalize_label, scan
 
-# %% ../nbs/01_datablock.ipynb #3b29befa
+# %% ../nbs/01_datablock.ipynb #33e9cf94
 def frame_blocks(items:list, # Image paths
                  labels:list, # The class of each item
                  n_blocks:int=5, # Runs of consecutive frames per class
@@ -28,7 +28,7 @@ def frame_blocks(items:list, # Image paths
         seen[c] += 1
     return res
 
-# %% ../nbs/01_datablock.ipynb #6d00311b
+# %% ../nbs/01_datablock.ipynb #c34e149d
 class FrameBlockSplitter:
     "Split holding out, for every class, a random `valid_pct` of its runs of consecutive frames"
     def __init__(self, labels:list, # The class of each item, in the order the `DataBlock` gets them
@@ -45,7 +45,7 @@ class FrameBlockSplitter:
             valid |= {n[j] for j in rng.choice(len(n), k, replace=False)}
         return ([i for i, b in enumerate(blocks) if b not in valid], [i for i, b in enumerate(blocks) if b in valid])
 
-# %% ../nbs/01_datablock.ipynb #d9b09284
+# %% ../nbs/01_datablock.ipynb #57fe5c7d
 def label_from_folder(path:Path)->str|None:
     "The class named by the folder `path` is in"
     return normalize_label(Path(path).parent.name)
@@ -63,7 +63,7 @@ def sample_per_class(inv:Inventory, # What `scan` found
     keep.sort()
     return [inv.items[i] for i in keep], [inv.labels[i] for i in keep]
 
-# %% ../nbs/01_datablock.ipynb #94e41848
+# %% ../nbs/01_datablock.ipynb #516841e4
 SPLITS = ('block', 'random')
 
 def asl_splitter(labels:list, split:str='block', valid_pct:float=0.2, seed:int=42):
@@ -77,7 +77,7 @@ def asl_tfms(size:int=128, stats=imagenet_stats, augment:bool=True)->tuple[list,
     aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_lighting=0.3, max_warp=0.1) if augment else []
     return [Resize(size, method=ResizeMethod.Squish)], [*aug, Normalize.from_stats(*stats)]
 
-# %% ../nbs/01_datablock.ipynb #b176cd7c
+# %% ../nbs/01_datablock.ipynb #d33bf38b
 def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.data.get_data`)
             size:int=128, # Image size the model sees, in pixels
             bs:int=64, # Batch size
@@ -105,7 +105,7 @@ def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.dat
     dls.split, dls.inventory = split, inv
     return dls
 
-# %% ../nbs/01_datablock.ipynb #a8045da3
+# %% ../nbs/01_datablock.ipynb #a8c6f9cc
 def nearest_train_frame_gap(dls:DataLoaders)->list:
     "For each validation image, how many frames away the closest training image of its class is"
     lbl = label_from_folder if dls.inventory.layout == 'folders' else label_from_name

@@ -7,7 +7,7 @@ Docs: https://asl-lib.github.io/asl_lib/models.html.md"""
 # %% auto #0
 __all__ = ['ARCHS', 'ArchSpec', 'arch_spec', 'weights_cache_path', 'create_learner', 'seed_weights_cache']
 
-# %% ../nbs/01a_models.ipynb #c2ac0db2
+# %% ../nbs/01a_models.ipynb #a5ffd29f
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import timm, torch, torchvision
 from fastai.vision.all import *
 from .data import DataError
 
-# %% ../nbs/01a_models.ipynb #4220c23d
+# %% ../nbs/01a_models.ipynb #3d7d9452
 @dataclass(frozen=True)
 class ArchSpec:
     "How to build one architecture and where its pretrained weights come from"
@@ -40,13 +40,13 @@ ARCHS = {
                                 'https://huggingface.co/timm/efficientnet_b0.ra_in1k'),
 }
 
-# %% ../nbs/01a_models.ipynb #6eaafe62
+# %% ../nbs/01a_models.ipynb #4cdd2c7f
 def arch_spec(arch:str)->ArchSpec:
     "The `ArchSpec` of `arch`, or an error that lists the known ones"
     if arch not in ARCHS: raise DataError(f"Unknown architecture {arch!r}: use one of {', '.join(ARCHS)}.")
     return ARCHS[arch]
 
-# %% ../nbs/01a_models.ipynb #3dc1ab7f
+# %% ../nbs/01a_models.ipynb #97852710
 def weights_cache_path(spec:ArchSpec)->Path:
     "Where the pretrained weights of `spec` are (or would be) cached on this machine"
     if spec.library == 'torchvision': return Path(torch.hub.get_dir())/'checkpoints'/Path(spec.weights_url).name
@@ -64,7 +64,7 @@ def _weights_error(spec:ArchSpec, err:Exception)->DataError:
     return DataError(f"Pretrained weights for {spec.name} are not cached and could not be downloaded ({type(err).__name__}: {str(err)[:200]}).\n"
                      f"Either {how}, or train from scratch with pretrained=False (--no-pretrained).")
 
-# %% ../nbs/01a_models.ipynb #2f65cce3
+# %% ../nbs/01a_models.ipynb #5b5f5471
 def _create_model(spec:ArchSpec, n_out:int, pretrained:bool):
     "Body + fastai head for `spec`, and the splitter that separates them"
     if spec.library == 'timm':
@@ -78,7 +78,7 @@ def _create_model(spec:ArchSpec, n_out:int, pretrained:bool):
     arch = getattr(torchvision.models, spec.model)
     return create_vision_model(arch, n_out, pretrained=pretrained), model_meta[arch]['split']
 
-# %% ../nbs/01a_models.ipynb #9dfaad01
+# %% ../nbs/01a_models.ipynb #f27c1041
 def create_learner(dls:DataLoaders, # From `asl_lib.datablock.get_dls` (its `Normalize` must match the arch's `stats`)
                    arch:str='resnet18', # A key of `ARCHS`
                    pretrained:bool=True, # Start from ImageNet weights (frozen body, as `fine_tune` expects)
@@ -97,7 +97,7 @@ def create_learner(dls:DataLoaders, # From `asl_lib.datablock.get_dls` (its `Nor
     if default_device().type == 'cuda': learn.to_channelslast()  # channels-last + mixed precision on CUDA; plain float32 on CPU
     return learn
 
-# %% ../nbs/01a_models.ipynb #1f08697e
+# %% ../nbs/01a_models.ipynb #40afefd6
 def seed_weights_cache(arch:str, # A key of `ARCHS`
                        state_dict:dict, # The weights to place, as the library's own pretrained model names them
                       )->Path: # The file written

@@ -22,3 +22,11 @@ def real():
     p = real_data()
     if p is None: pytest.skip('no real images: set ASL_REAL_DATA to a folder laid out like ../shared/data')
     return p.parent
+
+@pytest.fixture(scope='session')
+def small_run(synth, tmp_path_factory):
+    "A ResNet18 run folder trained for one epoch from scratch on generated images"
+    from asl_lib.data import make_synthetic
+    from asl_lib.train import train
+    data = make_synthetic(tmp_path_factory.mktemp('train')/'g', n_per_class=40, size=32)
+    return train(data, 'resnet18', epochs=1, size=32, bs=32, lr=1e-2, pretrained=False, out=tmp_path_factory.mktemp('runs'), workers=0)
