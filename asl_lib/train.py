@@ -8,9 +8,9 @@ Docs: https://asl-lib.github.io/asl_lib/train.html.md"""
 __all__ = ['RUN_FILES', 'EpochHistory', 'save_history', 'plot_confusion', 'next_run_dir', 'run_folder', 'validation_report',
            'train', 'check_run', 'asl_train']
 
-# %% ../nbs/03_train.ipynb #8c837fc9
+# %% ../nbs/03_train.ipynb #bf50c954
 import json, platform, shutil, time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,8 +25,9 @@ from .data import CLASSES, GRASSKNOTED, DataError, get_data, emit
 from .datablock import SPLITS, get_dls
 from .models import ARCHS, arch_spec, create_learner
 from .lr_find import find_lr
+from .distributed import alone, distrib_kwargs, launch, rank0_value
 
-# %% ../nbs/03_train.ipynb #acd07d7d
+# %% ../nbs/03_train.ipynb #f91b4f57
 class EpochHistory(Callback):
     "Record the losses and metrics of every epoch across all fits, with the phase (frozen or not) and its duration"
     order = Recorder.order + 1
@@ -38,7 +39,7 @@ class EpochHistory(Callback):
         self.rows.append(dict(epoch=len(self.rows), phase=phase, **dict(zip(names, map(float, self.learn.final_record))),
                               seconds=time.time() - self.start))
 
-# %% ../nbs/03_train.ipynb #f4106c6f
+# %% ../nbs/03_train.ipynb #aa94479c
 def save_history(rows:list, out:Path)->pd.DataFrame:
     "Write the epoch `rows` to `history.csv` and their loss and accuracy curves to `curves.png` in `out`"
     df = pd.DataFrame(rows)
@@ -50,7 +51,7 @@ def save_history(rows:list, out:Path)->pd.DataFrame:
     fig.tight_layout(); fig.savefig(out/'curves.png', dpi=100); plt.close(fig)
     return df
 
-# %% ../nbs/03_train.ipynb #7a14a296
+# %% ../nbs/03_train.ipynb #3d50717b
 def plot_confusion(cm:np.ndarray, # Counts, rows are true classes, columns predictions
                    classes:list, # Class names of rows and columns
                    title:str='confusion matrix',
@@ -66,7 +67,7 @@ def plot_confusion(cm:np.ndarray, # Counts, rows are true classes, columns predi
     if fname: fig.savefig(fname, dpi=100)
     return fig
 
-# %% ../nbs/03_train.ipynb #8953b917
+# %% ../nbs/03_train.ipynb #10cac35e
 def next_run_dir(out:Path|str, name:str, overwrite:bool=False)->Path:
     "`out/name`, or the first free `out/name-N` unless `overwrite`"
     out = Path(out)
@@ -83,7 +84,7 @@ def run_folder(final:Path):
     if final.exists(): shutil.rmtree(final)  # only reached with overwrite=True: next_run_dir picks a free name otherwise
     tmp.rename(final)
 
-# %% ../nbs/03_train.ipynb #87659108
+# %% ../nbs/03_train.ipynb #c42b3ed6
 def validation_report(learn:Learner, out:Path)->dict:
     "Accuracy and loss of `learn` on its validation set, and its confusion matrix as CSV and PNG in `out`"
     preds, targs, losses = learn.get_preds(dl=learn.dls.valid, with_loss=True)
@@ -93,10 +94,11 @@ def validation_report(learn:Learner, out:Path)->dict:
     plt.close(plot_confusion(cm, list(learn.dls.vocab), 'validation set', out/'confusion_matrix.png'))
     return dict(valid_accuracy=float((pred == targs).float().mean()), valid_loss=float(losses.mean()), n_valid=len(targs))
 
-def _device_name(dev)->str:
-    return f'cuda ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()})'
+def _device_name(dev, n_ranks:int=1)->str:
+    name = f'cuda ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()})'
+    return name + (f' x {n_ranks} processes' if n_ranks > 1 else '')
 
-# %% ../nbs/03_train.ipynb #55587a64
+# %% ../nbs/03_train.ipynb #de04fdcf
 def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of training images (see `get_data`)
           arch:str='resnet18', # A key of `ARCHS`
           epochs:int=3, # Epochs (after `freeze_epochs` frozen ones, when pretrained)
@@ -114,38 +116,51 @@ def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of trai
           workers:int|None=None, # DataLoader workers (None: fastai's default)
           freeze_epochs:int=1, # Frozen epochs before fine-tuning the whole pretrained model
           lr_num_it:int=100, # Mini-batches `find_lr` tries
+          nproc:int=1, # Processes to train with (GPUs, or CPU processes): >1 launches them with torchrun
+          cbs:list|None=None, # Extra fastai callbacks for training
          )->Path: # The run folder
     "Train one model and write its run folder: exported learner, best weights, history, curves, confusion matrix, metrics"
     spec = arch_spec(arch)
     if split not in SPLITS: raise DataError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)}.")
+    final = next_run_dir(out, name or f'{arch}-{split}-{size}px', overwrite)
+    if nproc > 1 and num_distrib() <= 1:  # the launching process: start `nproc` ranks that each run this function
+        args = dict(data=str(data), arch=arch, epochs=epochs, size=size, bs=bs, per_class=per_class, split=split, valid_pct=valid_pct,
+                    lr=lr, pretrained=pretrained, seed=seed, out=str(final.parent), name=final.name, overwrite=overwrite,
+                    workers=workers, freeze_epochs=freeze_epochs, lr_num_it=lr_num_it)
+        launch(nproc, args)
+        return final
     set_seed(seed, reproducible=True)
-    root = get_data(data, part='train')
+    root = rank0_value(get_data, data, part='train')  # only rank 0 downloads
     dls = get_dls(root, size, bs, split, valid_pct, seed, per_class, workers, stats=spec.stats)
     learn = create_learner(dls, arch, pretrained)
-    final = next_run_dir(out, name or f'{arch}-{split}-{size}px', overwrite)
-    with run_folder(final) as run:
+    rank = rank_distrib()
+    with run_folder(final) if rank == 0 else nullcontext(final.with_name(final.name + '.partial')) as run:
         learn.path, learn.model_dir = run, '.'
         start = time.time()
-        lr_info = find_lr(learn, run, lr_num_it) if lr is None else dict(lr=lr, suggestion='given')
+        lr_info = rank0_value(find_lr, learn, run, lr_num_it) if lr is None else dict(lr=lr, suggestion='given')
         history = EpochHistory()
-        cbs = [history, SaveModelCallback(monitor='accuracy', fname='best', reset_on_fit=False)]
-        if pretrained: learn.fine_tune(epochs, lr_info['lr'], freeze_epochs=freeze_epochs, cbs=cbs)
-        else: learn.fit_one_cycle(epochs, lr_info['lr'], cbs=cbs)
+        cbs = [history, SaveModelCallback(monitor='accuracy', fname='best', reset_on_fit=False), *(cbs or [])]
+        with learn.distrib_ctx(**distrib_kwargs()) if num_distrib() > 1 else nullcontext():
+            if pretrained: learn.fine_tune(epochs, lr_info['lr'], freeze_epochs=freeze_epochs, cbs=cbs)
+            else: learn.fit_one_cycle(epochs, lr_info['lr'], cbs=cbs)
         seconds = time.time() - start
-        df = save_history(history.rows, run)
-        report = validation_report(learn, run)
-        learn.path = final
-        learn.export(run/'model.pkl')
+        if rank: return final  # only rank 0 writes the run folder
+        n_ranks = max(1, num_distrib())
+        with alone():  # rank 0 finishes on its own: the other ranks have stopped
+            df = save_history(history.rows, run)
+            report = validation_report(learn, run)
+            learn.path = final
+            learn.export(run/'model.pkl')
         metrics = dict(arch=arch, library=spec.library, pretrained=pretrained, split=split, valid_pct=valid_pct, size=size, bs=bs,
                        epochs=epochs, freeze_epochs=freeze_epochs if pretrained else 0, per_class=per_class, seed=seed,
-                       lr=lr_info['lr'], lr_source=lr_info['suggestion'], n_train=len(dls.train_ds), **report,
+                       lr=lr_info['lr'], lr_source=lr_info['suggestion'], nproc=n_ranks, n_train=len(dls.train_ds), **report,
                        best_epoch=int(df['accuracy'].idxmax()), train_seconds=round(seconds, 2),
-                       n_params=sum(p.numel() for p in learn.model.parameters()), device=_device_name(dls.device),
+                       n_params=sum(p.numel() for p in learn.model.parameters()), device=_device_name(dls.device, n_ranks),
                        data=str(root), versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
         (run/'metrics.json').write_text(json.dumps(metrics, indent=2))
     return final
 
-# %% ../nbs/03_train.ipynb #06cc9cc8
+# %% ../nbs/03_train.ipynb #fecc2e2e
 RUN_FILES = ('model.pkl', 'best.pth', 'history.csv', 'curves.png', 'confusion_matrix.csv', 'confusion_matrix.png', 'metrics.json')
 
 def check_run(run:Path|str)->dict:
@@ -162,7 +177,7 @@ def check_run(run:Path|str)->dict:
     assert set(torch.load(run/'best.pth', map_location='cpu', weights_only=True))
     return metrics
 
-# %% ../nbs/03_train.ipynb #512cdd4a
+# %% ../nbs/03_train.ipynb #000a8745
 @call_parse
 def asl_train(data:str=GRASSKNOTED, # Kaggle handle, folder or zip of training images
               arch:str='resnet18', # Architecture: resnet18 or efficientnet_b0
@@ -178,8 +193,9 @@ def asl_train(data:str=GRASSKNOTED, # Kaggle handle, folder or zip of training i
               name:str=None, # Run folder name
               overwrite:bool=False, # Replace an earlier run of the same name
               workers:int=None, # DataLoader workers
+              nproc:int=1, # Processes: one per GPU (NCCL), or CPU processes (gloo); >1 launches them with torchrun
              ):
     "Train one model; print the path of its run folder last"
     run = train(data, arch, epochs, size, bs, per_class, split, lr=lr, pretrained=pretrained, seed=seed, out=out, name=name,
-                overwrite=overwrite, workers=workers)
+                overwrite=overwrite, workers=workers, nproc=nproc)
     print(run)

@@ -1,0 +1,51 @@
+"Real multi-process training on CPU (gloo) through fastai's distrib_ctx and torchrun."
+import json, os
+from pathlib import Path
+import numpy as np
+import pytest, torch, torchvision
+from fastai.vision.all import load_learner
+from asl_lib.data import make_synthetic
+from asl_lib.datablock import get_dls
+from asl_lib.distributed import launch
+from asl_lib.models import arch_spec, seed_weights_cache
+from asl_lib.train import RUN_FILES
+from conftest import run_cli
+
+@pytest.fixture(scope='module')
+def ddp_data(tmp_path_factory):
+    return make_synthetic(tmp_path_factory.mktemp('ddp')/'g', n_per_class=60, size=32)
+
+def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch'))  # "pretrained" weights from a seeded cache, so fine_tune runs offline
+    seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())
+    kw = dict(data=str(ddp_data), arch='resnet18', epochs=1, size=32, bs=16, lr=1e-2, pretrained=True, seed=3,
+              out=str(tmp_path/'runs'), name='ddp', workers=0)
+    work = launch(2, kw, tmp_path/'work')
+    ranks = [json.loads((work/f'rank{r}.json').read_text()) for r in (0, 1)]
+    assert [(r['rank'], r['world_size'], r['backend']) for r in ranks] == [(0, 2, 'gloo'), (1, 2, 'gloo')]
+    run = tmp_path/'runs/ddp'
+    m = json.loads((run/'metrics.json').read_text())
+    assert all((run/f).exists() for f in RUN_FILES) and m['nproc'] == 2 and 'x 2 processes' in m['device']
+    # each rank trained on its own half of every epoch (fine_tune: one frozen epoch, then one unfrozen)
+    for e0, e1 in zip(ranks[0]['train_idxs'], ranks[1]['train_idxs']):
+        assert set(e0).isdisjoint(e1) and set(e0) | set(e1) == set(range(m['n_train'])) and abs(len(e0) - len(e1)) <= 1
+    assert len(ranks[0]['train_idxs']) == 2
+    # rank 0 alone wrote the run folder
+    assert ranks[1]['writes'] == [], ranks[1]['writes']
+    wrote0 = {Path(p).name for _, p in ranks[0]['writes']}
+    assert {'ddp.partial', 'metrics.json', 'history.csv'} <= wrote0, wrote0
+    # the validation accuracy recorded during distributed training = a single-process evaluation of the exported model
+    learn = load_learner(run/'model.pkl', cpu=True)
+    dls = get_dls(ddp_data, size=32, bs=16, seed=3, workers=0, stats=arch_spec('resnet18').stats)
+    probs, targs = learn.get_preds(dl=learn.dls.test_dl(dls.valid_ds.items, bs=16))
+    single = (probs.argmax(1) == torch.tensor([learn.dls.vocab.o2i[lbl] for lbl in map(lambda p: p.parent.name, dls.valid_ds.items)])).float().mean().item()
+    hist_best = max(float(l.split(',')[4]) for l in (run/'history.csv').read_text().splitlines()[1:])
+    assert abs(single - hist_best) < 1e-6 and abs(single - m['valid_accuracy']) < 1e-6
+
+def test_failing_rank_fails_the_launch(ddp_data, tmp_path):
+    env = {**os.environ, 'ASL_FAIL_RANK': '1'}
+    r = run_cli('asl-train', '--data', ddp_data, '--no-pretrained', '--epochs', '2', '--size', '32', '--bs', '16', '--lr', '1e-2',
+                '--out', tmp_path, '--workers', '0', '--nproc', '2', env=env)
+    assert r.returncode == 1
+    assert 'failed (torchrun exit code' in r.stderr and 'rank1: RuntimeError' in r.stderr and 'rank 1 failed on purpose (ASL_FAIL_RANK)' in r.stderr
+    assert not (tmp_path/'resnet18-block-32px').exists()  # nothing looks complete
