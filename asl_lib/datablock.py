@@ -6,15 +6,18 @@ Docs: https://asl-lib.github.io/asl_lib/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['SPLITS', 'frame_blocks', 'FrameBlockSplitter', 'label_from_folder', 'sample_per_class', 'asl_splitter', 'asl_tfms',
-           'get_dls', 'nearest_train_frame_gap']
+           'resized_copy', 'get_dls', 'nearest_train_frame_gap']
 
-# %% ../nbs/01_datablock.ipynb #114829c8
+# %% ../nbs/01_datablock.ipynb #9ec007ee
+import hashlib, os, shutil, tempfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastai.vision.all import *
 from .data import CLASSES, DataError, Inventory, frame_index, label_from_name, normalize_label, scan
+from PIL import Image
 
-# %% ../nbs/01_datablock.ipynb #33e9cf94
+# %% ../nbs/01_datablock.ipynb #c7e7a644
 def frame_blocks(items:list, # Image paths
                  labels:list, # The class of each item
                  n_blocks:int=5, # Runs of consecutive frames per class
@@ -28,7 +31,7 @@ def frame_blocks(items:list, # Image paths
         seen[c] += 1
     return res
 
-# %% ../nbs/01_datablock.ipynb #c34e149d
+# %% ../nbs/01_datablock.ipynb #99256016
 class FrameBlockSplitter:
     "Split holding out, for every class, a random `valid_pct` of its runs of consecutive frames"
     def __init__(self, labels:list, # The class of each item, in the order the `DataBlock` gets them
@@ -45,7 +48,7 @@ class FrameBlockSplitter:
             valid |= {n[j] for j in rng.choice(len(n), k, replace=False)}
         return ([i for i, b in enumerate(blocks) if b not in valid], [i for i, b in enumerate(blocks) if b in valid])
 
-# %% ../nbs/01_datablock.ipynb #57fe5c7d
+# %% ../nbs/01_datablock.ipynb #45d659f5
 def label_from_folder(path:Path)->str|None:
     "The class named by the folder `path` is in"
     return normalize_label(Path(path).parent.name)
@@ -63,7 +66,7 @@ def sample_per_class(inv:Inventory, # What `scan` found
     keep.sort()
     return [inv.items[i] for i in keep], [inv.labels[i] for i in keep]
 
-# %% ../nbs/01_datablock.ipynb #516841e4
+# %% ../nbs/01_datablock.ipynb #be0910fd
 SPLITS = ('block', 'random')
 
 def asl_splitter(labels:list, split:str='block', valid_pct:float=0.2, seed:int=42):
@@ -77,7 +80,33 @@ def asl_tfms(size:int=128, stats=imagenet_stats, augment:bool=True)->tuple[list,
     aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_lighting=0.3, max_warp=0.1) if augment else []
     return [Resize(size, method=ResizeMethod.Squish)], [*aug, Normalize.from_stats(*stats)]
 
-# %% ../nbs/01_datablock.ipynb #d33bf38b
+# %% ../nbs/01_datablock.ipynb #8f8a28dd
+def _resize_one(src:Path, dst:Path, size:int):
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im: im.convert('RGB').resize((size, size), Image.BILINEAR).save(dst, 'JPEG', quality=95)
+
+def resized_copy(inv:Inventory, # What `scan` found in the source
+                 size:int, # Width and height of the copies
+                 cache:Path|str|None=None, # Cache folder (default: `$ASL_CACHE` or `~/.cache/asl_lib`)
+                )->Path: # The root of the resized copy, laid out like `inv.root`
+    "A copy of the usable images of `inv` resized to `size`, made once and reused while the source and size are unchanged"
+    cache = Path(cache or os.environ.get('ASL_CACHE') or Path.home()/'.cache'/'asl_lib')
+    root = inv.root.resolve()
+    dest = cache/f"{root.name}-{size}px-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    h = hashlib.sha256(str(size).encode())
+    for p in inv.items: st = p.stat(); h.update(f'{p.relative_to(inv.root)}|{st.st_size}|{st.st_mtime_ns}'.encode())
+    stamp = h.hexdigest()
+    if (dest/'.stamp').exists() and (dest/'.stamp').read_text() == stamp: return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=dest.name + '.', suffix='.partial'))
+    with ThreadPoolExecutor(os.cpu_count()) as ex:
+        list(ex.map(lambda p: _resize_one(p, tmp/p.relative_to(inv.root), size), inv.items))
+    (tmp/'.stamp').write_text(stamp)
+    if dest.exists(): shutil.rmtree(dest)  # our own stale copy, never the dataset
+    tmp.rename(dest)
+    return dest
+
+# %% ../nbs/01_datablock.ipynb #5bffbb9d
 def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.data.get_data`)
             size:int=128, # Image size the model sees, in pixels
             bs:int=64, # Batch size
@@ -89,10 +118,12 @@ def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.dat
             stats=imagenet_stats, # Normalisation statistics of the model's pretraining
             augment:bool=True, # Use training augmentation
             device=None, # Where batches go (default: the GPU when there is one)
+            cache:bool=False, # Train from a copy resized once to `size` (see `resized_copy`)
            )->DataLoaders:
     "Build `DataLoaders` for the ASL images under `path`"
     inv = scan(path)
     if not inv.items: raise DataError(f"{inv.root} has no usable images to train on.")
+    if cache: inv = scan(resized_copy(inv, size), inv.layout, verify=False)
     items, labels = sample_per_class(inv, per_class, seed)
     item_tfms, batch_tfms = asl_tfms(size, stats, augment)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=CLASSES)),
@@ -105,7 +136,7 @@ def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.dat
     dls.split, dls.inventory = split, inv
     return dls
 
-# %% ../nbs/01_datablock.ipynb #a8c6f9cc
+# %% ../nbs/01_datablock.ipynb #1a9724da
 def nearest_train_frame_gap(dls:DataLoaders)->list:
     "For each validation image, how many frames away the closest training image of its class is"
     lbl = label_from_folder if dls.inventory.layout == 'folders' else label_from_name
