@@ -8,11 +8,10 @@ Docs: https://asl-lib.github.io/asl_lib/bench.html.md"""
 __all__ = ['TrainTimer', 'fastai_train_speed', 'plain_train_speed', 'loader_speed', 'loading_speeds', 'peak_memory_mb', 'bench',
            'report_lines', 'asl_bench']
 
-# %% ../nbs/07_bench.ipynb #ba60ff91
+# %% ../nbs/07_bench.ipynb #9af3c5a7
 import resource, time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
@@ -24,7 +23,7 @@ from .datablock import get_dls
 from .models import arch_spec, create_learner
 from .evaluate import cpu_latency_ms
 
-# %% ../nbs/07_bench.ipynb #7fb8f1ed
+# %% ../nbs/07_bench.ipynb #6b6aec90
 def _per_sec(n:int, seconds:float)->float: return n / max(seconds, 1e-9)
 
 class TrainTimer(Callback):
@@ -57,7 +56,7 @@ def plain_train_speed(items:list, # Image paths (inside class folders) to train 
         n += len(y)
     return _per_sec(n, time.perf_counter() - start)
 
-# %% ../nbs/07_bench.ipynb #3ca656d1
+# %% ../nbs/07_bench.ipynb #3e503827
 def loader_speed(dl)->float:
     "Images per second of one pass over `dl`, with no model"
     n, start = 0, time.perf_counter()
@@ -68,7 +67,7 @@ def loading_speeds(path, size:int=64, bs:int=64, per_class:int|None=None, worker
     "Training-loader images per second for each number of workers"
     return {w: loader_speed(get_dls(path, size, bs, per_class=per_class, workers=w, cache=cache).train) for w in workers}
 
-# %% ../nbs/07_bench.ipynb #253f052f
+# %% ../nbs/07_bench.ipynb #7a4196d2
 def peak_memory_mb()->float:
     "Peak memory of this process so far: GPU memory allocated on CUDA, else resident memory (RSS)"
     if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
@@ -100,7 +99,7 @@ def bench(data, # Kaggle handle or folder of training images (class folders)
     res['peak_memory_mb'] = peak_memory_mb()
     return res
 
-# %% ../nbs/07_bench.ipynb #23150800
+# %% ../nbs/07_bench.ipynb #770261b0
 def report_lines(r:dict)->str:
     "The benchmark as lines for people (the `plain` and `ratio` lines compare fastai with the hand-written loop)"
     return '\n'.join([
@@ -113,7 +112,7 @@ def report_lines(r:dict)->str:
         f"resized cache: {r['cached_train_img_s']:.1f} img/s, {r['cache_speedup']:.2f}x the epoch speed without it",
         f"peak memory: {r['peak_memory_mb']:.0f} MB"])
 
-# %% ../nbs/07_bench.ipynb #e5fb477a
+# %% ../nbs/07_bench.ipynb #1eaf5abd
 @call_parse
 def asl_bench(data:str=GRASSKNOTED, # Kaggle handle or folder of training images
               arch:str='resnet18', # Architecture: resnet18 or efficientnet_b0

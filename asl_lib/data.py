@@ -10,30 +10,29 @@ __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'IMAGE_EXTS', 'SYNTHETIC_LAYO
            'tree_hash', 'default_data_dir', 'is_kaggle_handle', 'kagglehub_cached', 'download_kaggle', 'extract_zip',
            'get_data', 'check_inventory', 'real_data', 'synthetic_data', 'data_or_synthetic', 'emit', 'asl_data']
 
-# %% ../nbs/00_data.ipynb #0bf8dd5b
+# %% ../nbs/00_data.ipynb #6bf759d8
 import hashlib, json, os, re, shutil, string, subprocess, sys, tempfile, warnings, zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import wraps
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from fastcore.script import call_parse, CliError
 
-# %% ../nbs/00_data.ipynb #07df6ae0
+# %% ../nbs/00_data.ipynb #472c9278
 CLASSES = [*string.ascii_uppercase, 'del', 'nothing', 'space']
 GRASSKNOTED = 'grassknoted/asl-alphabet'  # Kaggle training set: 87,000 frames of one signer
 DANRASBAND = 'danrasband/asl-alphabet-test'  # Kaggle real-world test set: 870 photos, 30 per class
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif', '.tiff'}
 _ALIASES = {'del': 'del', 'delete': 'del', 'nothing': 'nothing', 'space': 'space'}
 
-# %% ../nbs/00_data.ipynb #5497c25f
+# %% ../nbs/00_data.ipynb #bce4eeeb
 class DataError(CliError):
     "A dataset that cannot be used as asked; the message says what is wrong and how to fix it"
 
-# %% ../nbs/00_data.ipynb #75438a6e
+# %% ../nbs/00_data.ipynb #173566d8
 def normalize_label(name:str # A folder name or a label parsed from a file name
                    )->str|None: # One of `CLASSES`, or None when `name` is not an ASL alphabet class
     "The canonical class for `name` (`Del`/`delete` -> `del`, `a` -> `A`), or None"
@@ -41,7 +40,7 @@ def normalize_label(name:str # A folder name or a label parsed from a file name
     if len(s) == 1 and 'a' <= s <= 'z': return s.upper()
     return _ALIASES.get(s)
 
-# %% ../nbs/00_data.ipynb #67c696ed
+# %% ../nbs/00_data.ipynb #7eebb8a4
 _re_name = re.compile(r'^([A-Za-z]+)[_\- ]?(\d*)(?:_test)?$')
 
 def label_from_name(path:Path|str)->str|None:
@@ -54,7 +53,7 @@ def frame_index(path:Path|str)->int|None:
     m = re.search(r'(\d+)', Path(path).stem)
     return int(m.group(1)) if m else None
 
-# %% ../nbs/00_data.ipynb #87d488d7
+# %% ../nbs/00_data.ipynb #a1c06bf6
 SYNTHETIC_LAYOUTS = ('grassknoted', 'grassknoted-test', 'danrasband')
 
 def _synthetic_image(cls_idx:int, frame:int, size:int, rng:np.random.Generator)->Image.Image:
@@ -74,7 +73,7 @@ def _synthetic_name(layout, cls, frame, i):
     if layout == 'grassknoted-test': return f'asl_alphabet_test/asl_alphabet_test/{cls}_test.jpg'
     return f'{cls}/{cls}{i+1:04d}_test.jpg'
 
-# %% ../nbs/00_data.ipynb #61eee96e
+# %% ../nbs/00_data.ipynb #9012f0f6
 def make_synthetic(dest:Path|str, # Folder to write into (created; must not hold a dataset already)
                    layout:str='grassknoted', # One of `SYNTHETIC_LAYOUTS`
                    n_per_class:int=20, # Images per class (the flat official-test layout has one per class)
@@ -96,7 +95,7 @@ def make_synthetic(dest:Path|str, # Folder to write into (created; must not hold
             _synthetic_image(CLASSES.index(cls), int(frame), size, rng).save(fn, quality=90)
     return dest
 
-# %% ../nbs/00_data.ipynb #b3ff97fa
+# %% ../nbs/00_data.ipynb #0f89bf37
 def _is_image_name(p:Path)->bool: return p.suffix.lower() in IMAGE_EXTS
 
 def _root_layout(d:Path)->str|None:
@@ -110,7 +109,7 @@ def _root_layout(d:Path)->str|None:
     if n_named and n_named * 2 >= len(imgs): return 'flat'
     return None
 
-# %% ../nbs/00_data.ipynb #2701f7ac
+# %% ../nbs/00_data.ipynb #866a474e
 def find_image_root(path:Path|str, # A folder holding a dataset somewhere below it
                     part:str|None=None, # 'train' or 'test' to choose between several datasets by their path
                     max_depth:int=4, # How many folders down to look
@@ -134,7 +133,7 @@ def find_image_root(path:Path|str, # A folder holding a dataset somewhere below 
     d, layout, _ = min(found, key=_rank)
     return d, layout
 
-# %% ../nbs/00_data.ipynb #cf1d5bcb
+# %% ../nbs/00_data.ipynb #856200e0
 def check_image(path:Path)->str|None:
     "Why `path` cannot be used as an image, or None when it decodes"
     if not _is_image_name(path): return f'not an image file ({path.suffix or "no extension"})'
@@ -146,14 +145,14 @@ def check_image(path:Path)->str|None:
     except Exception as e: return f'unreadable image ({type(e).__name__}: {e})'
     return None
 
-# %% ../nbs/00_data.ipynb #f936aae2
+# %% ../nbs/00_data.ipynb #558aa48c
 def _label(p:Path, root:Path, layout:str)->tuple[str|None, str]:
     "The class of `p` under `root` (from its class folder, else its file name), and the raw name it came from"
     rel = p.relative_to(root)
     if layout == 'folders' and len(rel.parts) > 1: return normalize_label(rel.parts[0]), rel.parts[0]
     return label_from_name(p), p.stem
 
-# %% ../nbs/00_data.ipynb #5b78d8c6
+# %% ../nbs/00_data.ipynb #d0fcb1a1
 @dataclass
 class Inventory:
     "What a dataset folder holds: usable labelled images, bad files, unknown and missing classes"
@@ -183,7 +182,7 @@ class Inventory:
         lines += [f'bad file (left out): {k}: {v}' for k, v in self.bad.items()]
         return '\n'.join(lines)
 
-# %% ../nbs/00_data.ipynb #1af599a9
+# %% ../nbs/00_data.ipynb #1c28274b
 def scan(root:Path|str, # An image root, as found by `find_image_root`
          layout:str|None=None, # 'folders' or 'flat' (found when None)
          verify:bool=True, # Decode every image to find unreadable ones
@@ -204,7 +203,7 @@ def scan(root:Path|str, # An image root, as found by `find_image_root`
     inv.unknown = dict(unknown)
     return inv
 
-# %% ../nbs/00_data.ipynb #c42d1767
+# %% ../nbs/00_data.ipynb #02a49ed7
 def tree_hash(path:Path|str)->str:
     "A hash of every file's relative path and bytes below `path`: equal before and after means nothing changed"
     h = hashlib.sha256()
@@ -213,7 +212,7 @@ def tree_hash(path:Path|str)->str:
         if p.is_file(): h.update(p.read_bytes())
     return h.hexdigest()
 
-# %% ../nbs/00_data.ipynb #6fd29c5e
+# %% ../nbs/00_data.ipynb #3cd1037b
 def default_data_dir()->Path:
     "Where downloads land: `$ASL_DATA`, else the project's `data/` folder when run inside the repo, else `~/.asl_lib/data`"
     if os.environ.get('ASL_DATA'): return Path(os.environ['ASL_DATA']).expanduser()
@@ -221,7 +220,7 @@ def default_data_dir()->Path:
         if (d/'pyproject.toml').exists() and (d/'asl_lib').is_dir() and (d/'data').is_dir(): return d/'data'
     return Path.home()/'.asl_lib'/'data'
 
-# %% ../nbs/00_data.ipynb #22abd204
+# %% ../nbs/00_data.ipynb #b18d984c
 def is_kaggle_handle(source:str)->bool:
     "True for `owner/dataset` (optionally `/versions/N`) strings that are not existing paths"
     return bool(re.fullmatch(r'[\w.-]+/[\w.-]+(/versions/\d+)?', str(source))) and not Path(source).exists()
@@ -233,7 +232,7 @@ def kagglehub_cached(handle:str)->Path|None:
     done = sorted((int(m.stem) for m in base.glob('*.complete') if m.stem.isdigit()), reverse=True)
     return next((base/'versions'/str(v) for v in done if (base/'versions'/str(v)).is_dir()), None)
 
-# %% ../nbs/00_data.ipynb #2a8a32ee
+# %% ../nbs/00_data.ipynb #70148d59
 def _offline_message(handle:str, target:Path, err:Exception)->str:
     return (f"Could not download the Kaggle dataset {handle!r} ({type(err).__name__}: {str(err)[:300]}).\n"
             f"Any one of these fixes it:\n"
@@ -267,7 +266,7 @@ def download_kaggle(handle:str, # Kaggle dataset handle, `owner/name`
     partial.rename(target)
     return target
 
-# %% ../nbs/00_data.ipynb #84474247
+# %% ../nbs/00_data.ipynb #7e92b875
 _MARKER = '.asl_lib_extracted'
 
 def extract_zip(zip_path:Path|str, # A .zip holding a dataset
@@ -292,7 +291,7 @@ def extract_zip(zip_path:Path|str, # A .zip holding a dataset
         raise
     return target
 
-# %% ../nbs/00_data.ipynb #77d96a3d
+# %% ../nbs/00_data.ipynb #c06116cb
 def get_data(source:str|Path=GRASSKNOTED, # Kaggle handle (`owner/name`), a dataset folder, or a .zip
              dest:Path|str|None=None, # Where downloads or extractions go (default: `default_data_dir()`, beside the zip)
              part:str|None=None, # 'train' or 'test' where the source holds both (grassknoted does)
@@ -310,7 +309,7 @@ def get_data(source:str|Path=GRASSKNOTED, # Kaggle handle (`owner/name`), a data
     check_inventory(scan(root, layout))
     return root
 
-# %% ../nbs/00_data.ipynb #28a326a6
+# %% ../nbs/00_data.ipynb #1166a0a3
 def check_inventory(inv:Inventory)->Inventory:
     "Raise when `inv` has no usable image; warn about missing classes, unknown classes and bad files"
     if not inv.items:
@@ -320,7 +319,7 @@ def check_inventory(inv:Inventory)->Inventory:
     if inv.unknown: warnings.warn(f"{inv.root}: images of unknown classes are left out: {', '.join(inv.unknown)}.")
     return inv
 
-# %% ../nbs/00_data.ipynb #35c50400
+# %% ../nbs/00_data.ipynb #83dcc133
 def real_data(name:str='asl-alphabet', # Sub-folder of `$ASL_REAL_DATA`: 'asl-alphabet' or 'external-desk-29'
              )->Path|None:
     "The folder of real images named `name` under `$ASL_REAL_DATA`, or None when there is none"
@@ -341,14 +340,14 @@ def synthetic_data(part:str='train', # 'train' (grassknoted layout), 'test' (dan
         except OSError: shutil.rmtree(tmp_dest)  # another process made it first
     return find_image_root(dest)[0]
 
-# %% ../nbs/00_data.ipynb #58cc3a50
+# %% ../nbs/00_data.ipynb #db8bd9e8
 def data_or_synthetic(data:str|Path|None, # What the notebooks' `data`/`test_data` parameter holds
                       part:str='train', # 'train' or 'test'
                      )->Path: # An image root
     "`get_data(data)`, or a generated set of `part`'s layout when `data` is None (the notebooks' fast default)"
     return synthetic_data(part, n_per_class=100 if part == 'train' else 10) if data is None else get_data(data, part=part)
 
-# %% ../nbs/00_data.ipynb #1a61a4b7
+# %% ../nbs/00_data.ipynb #12011ab9
 def emit(result:dict, # What the command found, JSON-ready
          text:str, # The same for people
          as_json:bool=False, # Print `result` as JSON instead of `text`
@@ -356,7 +355,7 @@ def emit(result:dict, # What the command found, JSON-ready
     "Print a command's result: the one output style of every `asl-*` command"
     print(json.dumps(result, indent=2, default=str) if as_json else text)
 
-# %% ../nbs/00_data.ipynb #1e018397
+# %% ../nbs/00_data.ipynb #0863e631
 @call_parse
 def asl_data(source:str, # Kaggle handle (owner/name), dataset folder, or .zip
              dest:str=None, # Folder for downloads and extractions

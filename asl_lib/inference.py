@@ -7,8 +7,7 @@ Docs: https://asl-lib.github.io/asl_lib/inference.html.md"""
 # %% auto #0
 __all__ = ['model_file', 'load_model', 'predict', 'grad_cam', 'asl_predict']
 
-# %% ../nbs/05_inference.ipynb #341b8d50
-import json, pickle
+# %% ../nbs/05_inference.ipynb #18f2d64c
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from fastcore.script import call_parse
 
 from .data import CLASSES, DataError, check_image, emit
 
-# %% ../nbs/05_inference.ipynb #3ce69bd8
+# %% ../nbs/05_inference.ipynb #537584a6
 def model_file(path:Path|str)->Path:
     "The exported learner of a run folder, or `path` itself when it is a file"
     path = Path(path)
@@ -41,7 +40,7 @@ def load_model(path:Path|str, # A run folder, or an exported learner (.pkl)
         raise DataError(f"{f} is a fastai learner but not an ASL alphabet model (its classes are {vocab[:5]}...).")
     return learn
 
-# %% ../nbs/05_inference.ipynb #b962e122
+# %% ../nbs/05_inference.ipynb #2fa665c4
 def _as_image(o)->tuple:
     "An input `predict` can batch, or the reason it cannot"
     if isinstance(o, (str, Path)):
@@ -75,7 +74,7 @@ def predict(learn:Learner, # From `load_model`
             del res[i]['error']
     return res
 
-# %% ../nbs/05_inference.ipynb #489918df
+# %% ../nbs/05_inference.ipynb #e4de78de
 def grad_cam(learn:Learner, # From `load_model`
              image, # A path, PIL image or HxWx3 array
              label:str|None=None, # Class to explain (default: the predicted one)
@@ -102,7 +101,7 @@ def grad_cam(learn:Learner, # From `load_model`
     if fname: fig.savefig(fname, dpi=100, bbox_inches='tight')
     return cam, fig
 
-# %% ../nbs/05_inference.ipynb #99d958ee
+# %% ../nbs/05_inference.ipynb #1f5e14a2
 @call_parse
 def asl_predict(model:str, # Run folder or exported .pkl
                 *images:str, # Image files

@@ -7,8 +7,8 @@ Docs: https://asl-lib.github.io/asl_lib/runner.html.md"""
 # %% auto #0
 __all__ = ['SERIES', 'PARAMS', 'check_params', 'nbs_dir', 'run_series', 'read_params', 'asl_run']
 
-# %% ../nbs/06_runner.ipynb #d9dccf72
-import json, os, time
+# %% ../nbs/06_runner.ipynb #c006d115
+import json, time
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +21,7 @@ from .data import DataError
 from .models import arch_spec
 from .datablock import SPLITS
 
-# %% ../nbs/06_runner.ipynb #434daa3c
+# %% ../nbs/06_runner.ipynb #51f79916
 SERIES = ('00_data.ipynb', '01_datablock.ipynb', '02_lr_find.ipynb', '03_train.ipynb', '04_evaluate.ipynb', '05_inference.ipynb')
 PARAMS = dict(data=None, test_data=None, archs=['resnet18', 'efficientnet_b0'], epochs=1, size=32, bs=32, per_class=None,
               split='block', pretrained=False, lr=1e-2, nproc=1, seed=42)
@@ -36,7 +36,7 @@ def check_params(params:dict)->dict:
     if p['split'] not in SPLITS: raise DataError(f"Unknown split {p['split']!r}: use one of {', '.join(SPLITS)}.")
     return p
 
-# %% ../nbs/06_runner.ipynb #74e5bf55
+# %% ../nbs/06_runner.ipynb #d921b89c
 def nbs_dir()->Path:
     "The notebooks of this checkout (`nbs/` beside the installed package); `asl-run --nbs` names another"
     d = Path(asl_lib.__file__).resolve().parents[1]/'nbs'
@@ -67,7 +67,7 @@ def run_series(params:dict|None=None, # Parameters for every notebook (see `PARA
         if (out/'runs.json').exists(): p['runs'] = json.loads((out/'runs.json').read_text())
     return out
 
-# %% ../nbs/06_runner.ipynb #4ef6c2b8
+# %% ../nbs/06_runner.ipynb #577e5fc0
 def read_params(params:str|None=None, overrides:list|None=None)->dict:
     "Parameters from the YAML file `params`, then `overrides` ([key, value] pairs whose values are YAML)"
     p = yaml.safe_load(Path(params).read_text()) or {} if params else {}

@@ -1,5 +1,5 @@
 "Shared fixtures: small generated datasets, and the real images in `$ASL_REAL_DATA` when this machine has them."
-import os, shutil, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 import pytest
 from asl_lib.data import make_synthetic, real_data

@@ -1,7 +1,6 @@
 "Real multi-process training on CPU (gloo) through fastai's distrib_ctx and torchrun."
 import json, os
 from pathlib import Path
-import numpy as np
 import pytest, torch, torchvision
 from fastai.vision.all import load_learner
 from asl_lib.data import make_synthetic

@@ -1,5 +1,5 @@
 "`asl-train` as a user runs it: one run folder per call, its path printed last, and errors that name the problem."
-import json, os
+import os
 from pathlib import Path
 import pytest
 from asl_lib.train import check_run
