@@ -8,7 +8,7 @@ Docs: https://asl-lib.github.io/asl_lib/evaluate.html.md"""
 __all__ = ['most_confused', 'plot_per_class', 'plot_worst', 'eval_dir', 'evaluate', 'cpu_latency_ms', 'compare_runs',
            'asl_evaluate']
 
-# %% ../nbs/04_evaluate.ipynb #f77e2e71
+# %% ../nbs/04_evaluate.ipynb #e9d5f318
 import json, time
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .data import DANRASBAND, IMAGE_EXTS, DataError, emit, get_data, scan
 from .train import plot_confusion, run_folder
 from .inference import load_model, model_file
 
-# %% ../nbs/04_evaluate.ipynb #1c0d76cd
+# %% ../nbs/04_evaluate.ipynb #6eed0b10
 def _scored_items(inv, vocab:list)->tuple:
     "Test images whose class the model knows, their labels, and notes on what was left out"
     keep = [i for i, l in enumerate(inv.labels) if l in vocab]
@@ -32,7 +32,7 @@ def _scored_items(inv, vocab:list)->tuple:
                  bad_files={str(k): v for k, v in inv.bad.items()})
     return [inv.items[i] for i in keep], [inv.labels[i] for i in keep], notes
 
-# %% ../nbs/04_evaluate.ipynb #8f84650c
+# %% ../nbs/04_evaluate.ipynb #db29151a
 def most_confused(cm:np.ndarray, classes:list, n:int=10)->list:
     "The `n` largest off-diagonal cells of `cm`: (actual, predicted, count)"
     off = [(classes[i], classes[j], int(cm[i, j])) for i in range(len(classes)) for j in range(len(classes)) if i != j and cm[i, j]]
@@ -56,12 +56,12 @@ def plot_worst(df:pd.DataFrame, fname:Path, n:int=16)->None:
     fig.suptitle('most confident mistakes (actual -> predicted)' if len(worst) else 'no mistakes')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
-# %% ../nbs/04_evaluate.ipynb #3fd5300e
+# %% ../nbs/04_evaluate.ipynb #92f74f20
 def eval_dir(model:Path|str, test:str|Path)->Path:
     "The default report folder of `model` on `test`: `eval-<test set name>` beside its model.pkl"
     return model_file(model).parent/f"eval-{Path(str(test).rstrip('/')).name}"
 
-# %% ../nbs/04_evaluate.ipynb #279658cd
+# %% ../nbs/04_evaluate.ipynb #e688be1d
 def evaluate(model:Path|str, # A run folder or an exported .pkl
              test:str|Path=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds)
              out:Path|str|None=None, # Report folder (default: `eval-<test set>` in the run folder, or beside the .pkl)
@@ -99,7 +99,7 @@ def evaluate(model:Path|str, # A run folder or an exported .pkl
         (d/'report.json').write_text(json.dumps(dict(report, report_dir=str(dest)), indent=2))
     return dict(report, report_dir=str(dest))
 
-# %% ../nbs/04_evaluate.ipynb #bdc42f48
+# %% ../nbs/04_evaluate.ipynb #af3d5639
 def cpu_latency_ms(learn:Learner, image, n:int=20)->dict:
     "Median and 90th percentile milliseconds of one `learn.predict(image)` (load `learn` with `cpu=True` to time the CPU)"
     times = []
@@ -128,7 +128,7 @@ def compare_runs(runs:list, # Run folders
     if out: df.to_csv(out, index=False)
     return df
 
-# %% ../nbs/04_evaluate.ipynb #cd96894b
+# %% ../nbs/04_evaluate.ipynb #72681686
 @call_parse
 def asl_evaluate(model:str, # Run folder or exported .pkl
                  test:str=DANRASBAND, # Kaggle handle or folder of labelled test images

@@ -8,7 +8,7 @@ Docs: https://asl-lib.github.io/asl_lib/train.html.md"""
 __all__ = ['RUN_FILES', 'EpochHistory', 'save_history', 'plot_confusion', 'next_run_dir', 'run_folder', 'validation_report',
            'train', 'check_run', 'asl_train']
 
-# %% ../nbs/03_train.ipynb #77dc6d64
+# %% ../nbs/03_train.ipynb #a451cefe
 import json, platform, shutil, time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -27,7 +27,7 @@ from .models import arch_spec, create_learner
 from .lr_find import find_lr
 from .distributed import alone, distrib_kwargs, launch, rank0_value
 
-# %% ../nbs/03_train.ipynb #73208d5a
+# %% ../nbs/03_train.ipynb #581707bf
 class EpochHistory(Callback):
     "Record the losses and metrics of every epoch across all fits, with the phase (frozen or not) and its duration"
     order = Recorder.order + 1
@@ -39,7 +39,7 @@ class EpochHistory(Callback):
         self.rows.append(dict(epoch=len(self.rows), phase=phase, **dict(zip(names, map(float, self.learn.final_record))),
                               seconds=time.time() - self.start))
 
-# %% ../nbs/03_train.ipynb #499f0641
+# %% ../nbs/03_train.ipynb #a006c1cc
 def save_history(rows:list, out:Path)->pd.DataFrame:
     "Write the epoch `rows` to `history.csv` and their loss and accuracy curves to `curves.png` in `out`"
     df = pd.DataFrame(rows)
@@ -51,7 +51,7 @@ def save_history(rows:list, out:Path)->pd.DataFrame:
     fig.tight_layout(); fig.savefig(out/'curves.png', dpi=100); plt.close(fig)
     return df
 
-# %% ../nbs/03_train.ipynb #c5503973
+# %% ../nbs/03_train.ipynb #b3b3b6e0
 def plot_confusion(cm:np.ndarray, # Counts, rows are true classes, columns predictions
                    classes:list, # Class names of rows and columns
                    title:str='confusion matrix',
@@ -67,7 +67,7 @@ def plot_confusion(cm:np.ndarray, # Counts, rows are true classes, columns predi
     if fname: fig.savefig(fname, dpi=100)
     return fig
 
-# %% ../nbs/03_train.ipynb #0d46a778
+# %% ../nbs/03_train.ipynb #d4d398e4
 def next_run_dir(out:Path|str, name:str, overwrite:bool=False)->Path:
     "`out/name`, or the first free `out/name-N` unless `overwrite`"
     out = Path(out)
@@ -84,7 +84,7 @@ def run_folder(final:Path):
     if final.exists(): shutil.rmtree(final)  # only reached with overwrite=True: next_run_dir picks a free name otherwise
     tmp.rename(final)
 
-# %% ../nbs/03_train.ipynb #0d11b1ba
+# %% ../nbs/03_train.ipynb #a2130f4e
 def validation_report(learn:Learner, out:Path)->dict:
     "Accuracy and loss of `learn` on its validation set, and its confusion matrix as CSV and PNG in `out`"
     preds, targs, losses = learn.get_preds(dl=learn.dls.valid, with_loss=True)
@@ -98,7 +98,7 @@ def _device_name(dev, n_ranks:int=1)->str:
     name = f'cuda ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()})'
     return name + (f' x {n_ranks} processes' if n_ranks > 1 else '')
 
-# %% ../nbs/03_train.ipynb #3adb2d69
+# %% ../nbs/03_train.ipynb #434f8454
 def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of training images (see `get_data`)
           arch:str='resnet18', # A key of `ARCHS`
           epochs:int=3, # Epochs (after `freeze_epochs` frozen ones, when pretrained)
@@ -160,7 +160,7 @@ def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of trai
         (run/'metrics.json').write_text(json.dumps(metrics, indent=2))
     return final
 
-# %% ../nbs/03_train.ipynb #77354d0f
+# %% ../nbs/03_train.ipynb #fad0edab
 RUN_FILES = ('model.pkl', 'best.pth', 'history.csv', 'curves.png', 'confusion_matrix.csv', 'confusion_matrix.png', 'metrics.json')
 
 def check_run(run:Path|str)->dict:
@@ -177,7 +177,7 @@ def check_run(run:Path|str)->dict:
     assert set(torch.load(run/'best.pth', map_location='cpu', weights_only=True))
     return metrics
 
-# %% ../nbs/03_train.ipynb #0d7b9813
+# %% ../nbs/03_train.ipynb #a77e4fd7
 @call_parse
 def asl_train(data:str=GRASSKNOTED, # Kaggle handle, folder or zip of training images
               arch:str='resnet18', # Architecture: resnet18 or efficientnet_b0

@@ -19,6 +19,7 @@ def test_series_runs_end_to_end(tmp_path):
     assert yaml.safe_load((out/'params.yaml').read_text())['seed'] == 7
     runs = [Path(p) for p in json.loads((out/'runs.json').read_text())]
     assert [p.name for p in runs] == ['resnet18-block-32px', 'efficientnet_b0-block-32px'] and all(p.parent == out for p in runs)
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {'lr_find', *(p.name for p in runs)}  # nothing but the series' own runs
     for run in runs:
         assert all((run/f).exists() for f in RUN_FILES), run
         assert json.loads((run/'metrics.json').read_text())['seed'] == 7
