@@ -10,7 +10,7 @@ __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'Mod
            'emit', 'debug_mode', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
-import json, os, shutil, sys, uuid, inspect, traceback
+import json, os, shutil, sys, uuid, inspect
 from contextlib import contextmanager, redirect_stdout
 from functools import wraps
 from pathlib import Path

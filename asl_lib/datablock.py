@@ -6,15 +6,17 @@ Docs: https://asl-lib.github.io/asl_lib/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['SPLITS', 'frame_blocks', 'FrameBlockSplitter', 'label_from_folder', 'label_func', 'sample_per_class', 'asl_splitter',
-           'asl_tfms', 'resized_copy', 'get_dls', 'nearest_train_frame_gap']
+           'asl_tfms', 'image_size', 'common_size', 'ResizeOdd', 'BatchResize', 'resized_copy', 'default_workers',
+           'get_dls', 'nearest_train_frame_gap']
 
 # %% ../nbs/01_datablock.ipynb #ee03eb3a
-import hashlib, os, shutil, tempfile
+import hashlib, os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastai.vision.all import *
-from .data import CLASSES, DataError, Inventory, frame_index, label_from_name, normalize_label, scan
+from .core import ConfigError, DataError, owned_folder
+from .data import CLASSES, Inventory, frame_index, label_from_name, normalize_label, scan
 from PIL import Image
 
 # %% ../nbs/01_datablock.ipynb #a1b4fe8f
@@ -79,12 +81,45 @@ def asl_splitter(labels:list, split:str='block', valid_pct:float=0.2, seed:int=4
     if split == 'random': return RandomSplitter(valid_pct, seed=seed)
     raise DataError(f"Unknown split {split!r}: use 'block' (consecutive frames held out together) or 'random'.")
 
-def asl_tfms(size:int=128, stats=imagenet_stats, augment:bool=True)->tuple[list, list]:
+def asl_tfms(size:int=128, # Width and height the model sees
+             stats=imagenet_stats, # Normalisation statistics
+             augment:bool=True, # Add the training augmentation
+             common:tuple|None=None, # `(width, height)` the images share (see `common_size`): resize batches on the device
+            )->tuple[list, list]: # Item and batch transforms
     "Item and batch transforms: resize to `size`, modest augmentation without flips, normalisation with `stats`"
     aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_lighting=0.3, max_warp=0.1) if augment else []
-    return [Resize(size, method=ResizeMethod.Squish)], [*aug, Normalize.from_stats(*stats)]
+    if common is None: return [Resize(size, method=ResizeMethod.Squish)], [*aug, Normalize.from_stats(*stats)]
+    return [ResizeOdd(common)], [BatchResize(size), *aug, Normalize.from_stats(*stats)]
 
 # %% ../nbs/01_datablock.ipynb #6f89934f
+def image_size(path:Path|str)->tuple:
+    "`(width, height)` of the image at `path`, from its header (nothing is decoded)"
+    with Image.open(path) as im: return im.size
+
+def common_size(items:list, # Image paths
+                n:int=64, # How many headers to read (a seeded sample)
+                seed:int=0,
+               )->tuple|None: # `(width, height)`, or None when the sample has several sizes
+    "The size a seeded sample of `n` of `items` shares, or None"
+    if len(items) > n: items = [items[i] for i in np.random.default_rng(seed).choice(len(items), n, replace=False)]
+    sizes = {image_size(p) for p in items}
+    return sizes.pop() if len(sizes) == 1 else None
+
+class ResizeOdd(Transform):
+    "Squish (bilinear) every image whose size is not `common` to `common`; leave the others untouched"
+    order = 1  # on the PIL image, before `ToTensor`, like fastai's `Resize`
+    def __init__(self, common:tuple): self.common = tuple(common)  # `(width, height)`, PIL's order
+    def encodes(self, x:PILImage): return x if x.size == self.common else x.resize(self.common, Image.BILINEAR)
+
+class BatchResize(Transform):
+    "Resize a batch of images to `size` where the batch is (bilinear, antialiased like PIL)"
+    order = 15  # after `IntToFloatTensor` (10), before augmentation (30+) and `Normalize` (99)
+    def __init__(self, size:int|tuple): self.size = (size, size) if isinstance(size, int) else tuple(size)  # `(height, width)`
+    def encodes(self, x:TensorImage):
+        if tuple(x.shape[-2:]) == self.size: return x
+        return F.interpolate(x, size=self.size, mode='bilinear', align_corners=False, antialias=True)
+
+# %% ../nbs/01_datablock.ipynb #3575ab81
 def _resize_one(src:Path, dst:Path, size:int):
     dst.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as im: im.convert('RGB').resize((size, size), Image.BILINEAR).save(dst, 'JPEG', quality=95)
@@ -101,16 +136,23 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
     for p in inv.items: st = p.stat(); h.update(f'{p.relative_to(inv.root)}|{st.st_size}|{st.st_mtime_ns}'.encode())
     stamp = h.hexdigest()
     if (dest/'.stamp').exists() and (dest/'.stamp').read_text() == stamp: return dest
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=dest.name + '.', suffix='.partial'))
-    with ThreadPoolExecutor(os.cpu_count()) as ex:
-        list(ex.map(lambda p: _resize_one(p, tmp/p.relative_to(inv.root), size), inv.items))
-    (tmp/'.stamp').write_text(stamp)
-    if dest.exists(): shutil.rmtree(dest)  # our own stale copy, never the dataset
-    tmp.rename(dest)
+    with owned_folder(dest, 'cache', replace=True, inputs=(inv.root,)) as tmp:  # replaces only our own stale copy
+        with ThreadPoolExecutor(os.cpu_count()) as ex:
+            list(ex.map(lambda p: _resize_one(p, tmp/p.relative_to(inv.root), size), inv.items))
+        (tmp/'.stamp').write_text(stamp)
     return dest
 
-# %% ../nbs/01_datablock.ipynb #3575ab81
+# %% ../nbs/01_datablock.ipynb #1c9eec51
+def default_workers()->int:
+    "Loader workers per process: this machine's CPUs shared among the processes of a distributed run"
+    return max(1, num_cpus() // max(1, num_distrib()))
+
+def _loader_kwargs(workers:int, device)->dict:
+    "Pinned memory and persistent workers on CUDA"
+    cuda = torch.device(device or default_device()).type == 'cuda'
+    return dict(pin_memory=cuda, persistent_workers=cuda and workers > 0)
+
+# %% ../nbs/01_datablock.ipynb #7b18a8df
 def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.data.get_data`)
             size:int=128, # Image size the model sees, in pixels
             bs:int=64, # Batch size
@@ -118,25 +160,29 @@ def get_dls(path:Path|str, # An image root or a dataset folder (see `asl_lib.dat
             valid_pct:float=0.2, # Fraction held out for validation
             seed:int=42, # Seed for the split, the per-class sample and shuffling
             per_class:int|None=None, # Cap on images per class, for quick runs (None: all)
-            workers:int|None=None, # DataLoader worker processes (None: fastai's default)
+            workers:int|None=None, # DataLoader worker processes (None: `default_workers()`, the CPUs per process)
             stats=imagenet_stats, # Normalisation statistics of the model's pretraining
             augment:bool=True, # Use training augmentation
             device=None, # Where batches go (default: the GPU when there is one)
             cache:bool=False, # Train from a copy resized once to `size` (see `resized_copy`)
+            batch_resize:bool=True, # Resize batches on the device when the images share one size (False: per-item CPU `Resize`)
            )->DataLoaders:
     "Build `DataLoaders` for the ASL images under `path`"
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ConfigError(f"workers must be a whole number of at least 0, not {workers!r}.")
     inv = scan(path)
     if not inv.items: raise DataError(f"{inv.root} has no usable images to train on.")
     if cache: inv = scan(resized_copy(inv, size), inv.layout, verify=False)
     items, labels = sample_per_class(inv, per_class, seed)
-    item_tfms, batch_tfms = asl_tfms(size, stats, augment)
+    item_tfms, batch_tfms = asl_tfms(size, stats, augment, common_size(items) if batch_resize else None)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=CLASSES)),
                        get_y=label_func(inv.layout),
                        splitter=asl_splitter(labels, split, valid_pct, seed),
                        item_tfms=item_tfms, batch_tfms=batch_tfms)
+    workers = default_workers() if workers is None else workers
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        dls = dblock.dataloaders(items, bs=bs, num_workers=workers, device=device)
+        dls = dblock.dataloaders(items, bs=bs, num_workers=workers, device=device, **_loader_kwargs(workers, device))
     dls.split, dls.inventory = split, inv
     return dls
 

@@ -17,10 +17,10 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from sklearn.metrics import classification_report, confusion_matrix
 from fastai.vision.all import *
-from fastcore.script import call_parse
 
-from .data import DANRASBAND, IMAGE_EXTS, DataError, emit, get_data, scan
-from .train import plot_confusion, run_folder
+from .core import OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
+from .data import DANRASBAND, IMAGE_EXTS, DataError, get_data, scan
+from .train import plot_confusion
 from .inference import load_model, model_file
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
@@ -57,19 +57,42 @@ def plot_worst(df:pd.DataFrame, fname:Path, n:int=16)->None:
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
 # %% ../nbs/04_evaluate.ipynb #92f74f20
-def eval_dir(model:Path|str, test:str|Path)->Path:
-    "The default report folder of `model` on `test`: `eval-<test set name>` beside its model.pkl"
-    return model_file(model).parent/f"eval-{Path(str(test).rstrip('/')).name}"
+def _same_root(report_dir:Path, root:Path|str)->bool:
+    "Whether the asl_lib report in `report_dir` scored the test folder `root`"
+    try: saved = json.loads((report_dir/'report.json').read_text())['test_root']
+    except (OSError, ValueError, KeyError, TypeError): return False
+    return Path(saved).resolve() == Path(root).resolve()
+
+def eval_dir(model:Path|str, # A run folder or model file
+             test:str|Path, # The test set as given (handle or folder)
+             root:Path|str|None=None, # The test images' folder (`get_data`'s answer); None: the first candidate
+            )->Path:
+    "The default report folder of `model` on `test`: `eval-<name>` beside the model, or `eval-<name>-N` if that one scored another folder"
+    base = model_file(model).parent/f"eval-{Path(str(test).rstrip('/')).name}"
+    if root is None: return base
+    for d in [base, *(base.with_name(f'{base.name}-{i}') for i in range(2, 10**4))]:
+        if not d.exists() or (owner_info(d) or {}).get('kind') == 'report' and _same_root(d, root): return d
+    raise OutputError(f"Too many reports beside {base}: pass --out.")
 
 # %% ../nbs/04_evaluate.ipynb #e688be1d
-def evaluate(model:Path|str, # A run folder or an exported .pkl
+def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an exported .pkl with `trust_pickle`
              test:str|Path=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds)
              out:Path|str|None=None, # Report folder (default: `eval-<test set>` in the run folder, or beside the .pkl)
              bs:int=64, # Batch size
+             device:str='cpu', # 'cpu', 'cuda', 'cuda:N' or 'auto'
+             trust_pickle:bool=False, # Allow loading a .pkl export, a pickle that runs code when loaded (only files you trust)
             )->dict: # The report: `accuracy`, `n_images`, `per_class`, what was left out, and where the files are
     "Score `model` on `test`; save the report, predictions, confusion matrix and plots"
-    learn = load_model(model)
+    check_positive('bs', bs)
+    if out is not None: check_output(out, (test,), 'report folder')  # before any work; `owned_folder` checks again
+    learn = load_model(model, device=device, trust_pickle=trust_pickle)
     root = get_data(test, part='test')
+    dest = Path(out) if out else eval_dir(model, test, root)
+    with owned_folder(dest, kind='report', replace=True, inputs=[root]) as d:
+        return _write_report(learn, model, test, root, bs, dest, d)
+
+def _write_report(learn, model, test, root, bs, dest, d)->dict:
+    "Predict the test images of `root` and write the report files into `d` (which becomes `dest`)"
     inv = scan(root)
     vocab = list(learn.dls.vocab)
     items, labels, notes = _scored_items(inv, vocab)
@@ -81,27 +104,25 @@ def evaluate(model:Path|str, # A run folder or an exported .pkl
     rep = classification_report(labels, pred, labels=present, output_dict=True, zero_division=0)
     per_class = {c: dict(precision=rep[c]['precision'], recall=rep[c]['recall'], f1=rep[c]['f1-score'],
                          support=int(rep[c]['support']), accuracy=rep[c]['recall']) for c in present}
-    dest = Path(out) if out else eval_dir(model, test)
     report = dict(model=str(model_file(model)), test=str(test), test_root=str(root), accuracy=float(np.mean(np.array(pred) == np.array(labels))),
                   n_images=len(items), n_classes_scored=len(present), macro_f1=rep['macro avg']['f1-score'], per_class=per_class,
                   most_confused=most_confused(cm, vocab), **notes,
                   note=(f"Scored over the {len(present)} classes the test set shares with the model"
                         + (f"; it has no images of {', '.join(notes['missing_classes'])}" if notes['missing_classes'] else '')
                         + (f"; left out {sum(notes['unknown_classes'].values())} images of unknown classes" if notes['unknown_classes'] else '') + '.'))
-    with run_folder(dest) as d:
-        df = pd.DataFrame(dict(file=[str(o) for o in items], actual=labels, predicted=pred, prob=probs.max(1).values.tolist()))
-        df.to_csv(d/'predictions.csv', index=False)
-        pd.DataFrame(cm, index=vocab, columns=vocab).to_csv(d/'confusion_matrix.csv')
-        pd.DataFrame(report['most_confused'], columns=['actual', 'predicted', 'count']).to_csv(d/'most_confused.csv', index=False)
-        plt.close(plot_confusion(cm, vocab, f'{dest.name}: accuracy {report["accuracy"]:.3f}', d/'confusion_matrix.png'))
-        plot_per_class(pd.Series({c: v['accuracy'] for c, v in per_class.items()}), d/'per_class_accuracy.png')
-        plot_worst(df, d/'worst_mistakes.png')
-        (d/'report.json').write_text(json.dumps(dict(report, report_dir=str(dest)), indent=2))
+    df = pd.DataFrame(dict(file=[str(o) for o in items], actual=labels, predicted=pred, prob=probs.max(1).values.tolist()))
+    df.to_csv(d/'predictions.csv', index=False)
+    pd.DataFrame(cm, index=vocab, columns=vocab).to_csv(d/'confusion_matrix.csv')
+    pd.DataFrame(report['most_confused'], columns=['actual', 'predicted', 'count']).to_csv(d/'most_confused.csv', index=False)
+    plt.close(plot_confusion(cm, vocab, f'{dest.name}: accuracy {report["accuracy"]:.3f}', d/'confusion_matrix.png'))
+    plot_per_class(pd.Series({c: v['accuracy'] for c, v in per_class.items()}), d/'per_class_accuracy.png')
+    plot_worst(df, d/'worst_mistakes.png')
+    (d/'report.json').write_text(json.dumps(dict(report, report_dir=str(dest)), indent=2))
     return dict(report, report_dir=str(dest))
 
 # %% ../nbs/04_evaluate.ipynb #af3d5639
 def cpu_latency_ms(learn:Learner, image, n:int=20)->dict:
-    "Median and 90th percentile milliseconds of one `learn.predict(image)` (load `learn` with `cpu=True` to time the CPU)"
+    "Median and 90th percentile milliseconds of one `learn.predict(image)` (load `learn` with `device='cpu'` to time the CPU)"
     times = []
     with learn.no_bar():
         learn.predict(image)
@@ -114,28 +135,31 @@ def compare_runs(runs:list, # Run folders
                  out:Path|str|None=None, # Save the table as CSV here
                 )->pd.DataFrame:
     "A table comparing runs: validation and external accuracy, parameters, model size and CPU latency"
-    rows = []
+    rows, root = [], get_data(test, part='test')
     for run in map(Path, runs):
         m = json.loads((run/'metrics.json').read_text())
-        saved = eval_dir(run, test)/'report.json'
-        rep = json.loads(saved.read_text()) if saved.exists() and json.loads(saved.read_text())['test'] == str(test) else evaluate(run, test)
+        saved = eval_dir(run, test, root)
+        rep = json.loads((saved/'report.json').read_text()) if _same_root(saved, root) else evaluate(run, test)
         img = next((p for p in Path(rep['test_root']).rglob('*') if p.suffix.lower() in IMAGE_EXTS), None)
         rows.append(dict(run=run.name, arch=m['arch'], split=m['split'], size=m['size'], valid_accuracy=m['valid_accuracy'],
                          external_accuracy=rep['accuracy'], external_test=Path(str(test)).name, params_m=m['n_params']/1e6,
-                         model_mb=(run/'model.pkl').stat().st_size/2**20,
-                         cpu_ms_per_image=cpu_latency_ms(load_model(run, cpu=True), img)['median']))
+                         model_mb=next(run/f for f in ('model.pth', 'model.pkl') if (run/f).exists()).stat().st_size/2**20,
+                         cpu_ms_per_image=cpu_latency_ms(load_model(run, device='cpu'), img)['median']))
     df = pd.DataFrame(rows)
     if out: df.to_csv(out, index=False)
     return df
 
 # %% ../nbs/04_evaluate.ipynb #72681686
-@call_parse
-def asl_evaluate(model:str, # Run folder or exported .pkl
+@cli
+def asl_evaluate(model:str, # Run folder (its model.json + model.pth), or a .pkl export with --trust-pickle
                  test:str=DANRASBAND, # Kaggle handle or folder of labelled test images
-                 out:str=None, # Report folder (default: eval-<test set> in the run folder)
+                 out:str=None, # Report folder (default: eval-<test set> in the run folder); only a new folder, or one asl-evaluate wrote
                  bs:int=64, # Batch size
+                 device:str='cpu', # cpu, cuda, cuda:N or auto (the GPU when there is one)
+                 trust_pickle:bool=False, # Allow loading model.pkl, a pickle that runs code when loaded: only for files you trust
                  json:bool=False, # Print the report as JSON
                 ):
-    "Evaluate a model on a labelled test set; print its accuracy and where the report is"
-    r = evaluate(model, test, out, bs)
+    "Evaluate a model on a labelled test set; print its accuracy and where the report is. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.pth) and model.json are loaded"
+    check_positive('--bs', bs)
+    r = evaluate(model, test, out, bs, device=device, trust_pickle=trust_pickle)
     emit(r, f"accuracy {r['accuracy']:.4f} on {r['n_images']} images ({r['note']})\nreport: {r['report_dir']}", json)

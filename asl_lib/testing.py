@@ -6,10 +6,10 @@ Docs: https://asl-lib.github.io/asl_lib/testing.html.md"""
 
 # %% auto #0
 __all__ = ['chance_pvalue', 'assert_beats_chance', 'assert_better', 'fake_dataset_download', 'simulated_kaggle', 'offline_kaggle',
-           'install_simulated_kaggle', 'simulated_kaggle_env', 'downloads']
+           'simulated_download', 'simulated_kaggle_env', 'downloads', 'ShardLog', 'FailAfterEpoch', 'record_writes']
 
 # %% ../nbs/98_testing.ipynb #8e7eb908
-import json, os, shutil, sys, zipfile
+import json, os, shutil, sys, tempfile, zipfile
 from pathlib import Path
 
 # %% ../nbs/98_testing.ipynb #219bb9de
@@ -57,7 +57,9 @@ def fake_dataset_download(datasets:dict, # Kaggle handle (`owner/name`) -> a loc
     cache = Path(cache or tempfile.mkdtemp(prefix='fake-kagglehub-'))
     def dataset_download(handle:str, path:str|None=None, *, force_download:bool|None=False, output_dir:str|None=None)->str:
         key = '/'.join(handle.split('/')[:2])
-        if log: open(log, 'a').write(handle + '\n')
+        if log:
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            with open(log, 'a') as f: f.write(handle + '\n')
         if key not in datasets: raise ConnectionError(f"simulated Kaggle: no dataset {handle!r} (404)")
         dest = Path(output_dir) if output_dir and honour_output_dir else cache/'datasets'/key/'versions'/'1'
         if force_download or not dest.exists() or not any(dest.iterdir()): _fill(dest, Path(datasets[key]))
@@ -85,17 +87,19 @@ class offline_kaggle(simulated_kaggle):
 
 # %% ../nbs/98_testing.ipynb #1f4e8ddd
 _SITECUSTOMIZE = '''import os
-if os.environ.get('ASL_SIMULATED_KAGGLE'):
-    from asl_lib.testing import install_simulated_kaggle
-    install_simulated_kaggle(os.environ['ASL_SIMULATED_KAGGLE'])
+if os.environ.get('ASL_SIMULATED_KAGGLE'):  # asl_lib.testing (and fastai) load only when a download is asked for
+    import kagglehub
+    def dataset_download(*args, **kwargs):
+        from asl_lib.testing import simulated_download
+        return simulated_download(os.environ['ASL_SIMULATED_KAGGLE'], *args, **kwargs)
+    kagglehub.dataset_download = dataset_download
 '''
 
-def install_simulated_kaggle(config:Path|str):
-    "Patch kagglehub in this process from a JSON `config` written by `simulated_kaggle_env`"
-    import kagglehub
+def simulated_download(config:Path|str, *args, **kwargs)->str:
+    "`kagglehub.dataset_download(*args, **kwargs)` in the simulation described by the JSON `config` of `simulated_kaggle_env`"
     cfg = json.loads(Path(config).read_text())
-    kagglehub.dataset_download = (fake_dataset_download(**cfg) if cfg.get('datasets') is not None
-                                  else offline_kaggle().fake)
+    fake = fake_dataset_download(**cfg) if cfg.get('datasets') is not None else offline_kaggle().fake
+    return fake(*args, **kwargs)
 
 def simulated_kaggle_env(folder:Path|str, # A folder for the simulation's files (its sitecustomize, config and cache)
                          datasets:dict|None, # Handle -> .zip or folder; None: simulate having no network
@@ -117,3 +121,37 @@ def downloads(folder:Path|str)->list:
     "The handles downloaded so far in the simulation kept in `folder`"
     f = Path(folder)/'downloads.log'
     return f.read_text().split() if f.exists() else []
+
+# %% ../nbs/98_testing.ipynb #65b81f36
+from fastai.callback.core import Callback
+from fastai.torch_core import rank_distrib
+
+class ShardLog(Callback):
+    "Record, for every epoch, the training item indices this rank was given (they differ between ranks)"
+    order = 12  # after fastai's `DistributedTrainer` (order 11) has wrapped the training loader
+    def __init__(self): self.epochs = []
+    def before_fit(self):
+        dl = self.dls.train
+        get_idxs = dl.get_idxs
+        def _logged():
+            idxs = get_idxs()
+            self.epochs.append([int(i) for i in idxs])
+            return idxs
+        dl.get_idxs = _logged
+
+class FailAfterEpoch(Callback):
+    "Raise after the first epoch: with `ASL_FAIL_RANK=N` a probed launch tests how it handles rank N dying mid-training"
+    def after_epoch(self): raise RuntimeError(f'rank {rank_distrib()} failed on purpose (ASL_FAIL_RANK)')
+
+# %% ../nbs/98_testing.ipynb #bcd48152
+_WRITE_EVENTS = {'os.mkdir', 'os.rename', 'os.remove', 'os.rmdir', 'shutil.rmtree'}
+
+def record_writes(root:Path|str)->list:
+    "A list that fills with (event, path) for every write this process makes under `root` (a permanent audit hook: tests only)"
+    root, seen = str(Path(root).absolute()), []
+    def _hook(event, args):
+        if event == 'open': writes = (args[1] and any(c in args[1] for c in 'wax+')) or (args[2] and args[2] & (os.O_WRONLY | os.O_RDWR))
+        else: writes = event in _WRITE_EVENTS and not (event == 'os.mkdir' and os.path.exists(args[0]))  # mkdir(exist_ok=True) of a folder that is there changes nothing
+        if writes and str(args[0]).startswith(root): seen.append((event, str(args[0])))
+    sys.addaudithook(_hook)
+    return seen

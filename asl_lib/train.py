@@ -6,11 +6,11 @@ Docs: https://asl-lib.github.io/asl_lib/train.html.md"""
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'EpochHistory', 'save_history', 'plot_confusion', 'next_run_dir', 'run_folder', 'validation_report',
-           'train', 'check_run', 'asl_train']
+           'check_train_config', 'train_config', 'train', 'check_run', 'asl_train']
 
 # %% ../nbs/03_train.ipynb #a451cefe
-import json, platform, shutil, time
-from contextlib import contextmanager, nullcontext
+import inspect, json, os, sys, time, warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,14 +18,16 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix
 from fastai.vision.all import *
-from fastcore.script import call_parse
 
 import asl_lib, fastai
-from .data import GRASSKNOTED, DataError, get_data
+from .core import (ConfigError, DataError, OutputError, check_output, check_positive, cli, emit, is_owned, owned_folder,
+                          remove_owned)
+from .data import GRASSKNOTED, get_data
 from .datablock import SPLITS, get_dls
-from .models import arch_spec, create_learner
+from .models import ARCHS, arch_spec, create_learner, export_portable
 from .lr_find import find_lr
-from .distributed import alone, distrib_kwargs, launch, rank0_value
+from .distributed import (alone, barrier, check_nproc, check_torch_build, device_summary, distrib_kwargs, launch,
+                                 rank0_value, sync_batchnorm)
 
 # %% ../nbs/03_train.ipynb #581707bf
 class EpochHistory(Callback):
@@ -74,15 +76,10 @@ def next_run_dir(out:Path|str, name:str, overwrite:bool=False)->Path:
     if overwrite or not (out/name).exists(): return out/name
     return next(out/f'{name}-{i}' for i in range(2, 10**6) if not (out/f'{name}-{i}').exists())
 
-@contextmanager
-def run_folder(final:Path):
-    "Yield `final.partial` to write into; on success replace `final` with it"
-    tmp = final.with_name(final.name + '.partial')
-    if tmp.exists(): shutil.rmtree(tmp)  # a crashed earlier attempt at this same run
-    tmp.mkdir(parents=True)
-    yield tmp
-    if final.exists(): shutil.rmtree(final)  # only reached with overwrite=True: next_run_dir picks a free name otherwise
-    tmp.rename(final)
+def run_folder(final:Path|str, replace:bool=True):
+    "Deprecated: use `asl_lib.core.owned_folder(final, kind, replace, inputs)`"
+    warnings.warn('asl_lib.train.run_folder is deprecated: use asl_lib.core.owned_folder', DeprecationWarning, stacklevel=2)
+    return owned_folder(final, 'run', replace=replace)
 
 # %% ../nbs/03_train.ipynb #a2130f4e
 def validation_report(learn:Learner, out:Path)->dict:
@@ -94,12 +91,48 @@ def validation_report(learn:Learner, out:Path)->dict:
     plt.close(plot_confusion(cm, list(learn.dls.vocab), 'validation set', out/'confusion_matrix.png'))
     return dict(valid_accuracy=float((pred == targs).float().mean()), valid_loss=float(losses.mean()), n_valid=len(targs))
 
-def _device_name(dev, n_ranks:int=1)->str:
-    name = f'cuda ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f'cpu ({platform.processor() or platform.machine()})'
-    return name + (f' x {n_ranks} processes' if n_ranks > 1 else '')
-
 # %% ../nbs/03_train.ipynb #434f8454
-def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of training images (see `get_data`)
+def _check_number(name, value, low=None, high=None, integer=False, optional=False, low_ok=True):
+    if value is None and optional: return
+    types = (int,) if integer else (int, float)
+    ok = isinstance(value, types) and not isinstance(value, bool)
+    if ok and low is not None: ok = value >= low if low_ok else value > low
+    if ok and high is not None: ok = value < high
+    if not ok:
+        kind = 'a whole number' if integer else 'a number'
+        bounds = ' and '.join(b for b in [low is not None and f"{'at least' if low_ok else 'above'} {low}",
+                                           high is not None and f'below {high}'] if b)
+        raise ConfigError(f"{name} must be {kind}{' ' + bounds if bounds else ''}, not {value!r}.")
+
+def check_train_config(cfg:dict)->dict:
+    "Raise `ConfigError` with a one-line message for the first training parameter in `cfg` that cannot work; return `cfg`"
+    if cfg['arch'] not in ARCHS: raise ConfigError(f"Unknown architecture {cfg['arch']!r}: use one of {', '.join(ARCHS)}.")
+    if cfg['split'] not in SPLITS: raise ConfigError(f"Unknown split {cfg['split']!r}: use one of {', '.join(SPLITS)}.")
+    for k in ('epochs', 'size', 'bs', 'nproc', 'lr_num_it'): check_positive(k, cfg[k])
+    check_positive('per_class', cfg['per_class'], optional=True)
+    _check_number('freeze_epochs', cfg['freeze_epochs'], 0, integer=True)
+    _check_number('workers', cfg['workers'], 0, integer=True, optional=True)
+    _check_number('seed', cfg['seed'], integer=True)
+    _check_number('lr', cfg['lr'], 0, low_ok=False, optional=True)
+    _check_number('valid_pct', cfg['valid_pct'], 0, 1, low_ok=False)
+    _check_number('timeout', cfg['timeout'], 0, low_ok=False)
+    if not cfg['data']: raise ConfigError("data is empty: pass a Kaggle handle, a dataset folder or a .zip.")
+    return cfg
+
+def train_config(**kwargs)->dict:
+    "Every parameter of `train` (without `cbs`), defaults filled in and checked: the one training configuration"
+    params = {k: p.default for k, p in inspect.signature(train).parameters.items() if k != 'cbs'}
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown: raise ConfigError(f"Unknown training parameter(s) {', '.join(unknown)}: use {', '.join(params)}.")
+    return check_train_config({**params, **kwargs})
+
+def _local(data)->Path|None:
+    "`data` as an absolute path when it names a file or folder here (not a Kaggle handle)"
+    p = Path(data).expanduser()
+    return p.absolute() if p.exists() else None
+
+# %% ../nbs/03_train.ipynb #1c3051d9
+def train(data:str|Path=GRASSKNOTED, # Kaggle handle, folder or zip of training images (see `get_data`)
           arch:str='resnet18', # A key of `ARCHS`
           epochs:int=3, # Epochs (after `freeze_epochs` frozen ones, when pretrained)
           size:int=128, # Image size in pixels
@@ -112,38 +145,57 @@ def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of trai
           seed:int=42, # Random seed for the split, the sample, initialisation and shuffling
           out:str|Path='runs', # Folder the run folder goes in
           name:str|None=None, # Run folder name (default: `<arch>-<split>-<size>px`)
-          overwrite:bool=False, # Replace an earlier run of the same name
-          workers:int|None=None, # DataLoader workers (None: fastai's default)
+          overwrite:bool=False, # Replace an earlier run of the same name (only a run folder asl_lib wrote)
+          workers:int|None=None, # DataLoader workers (None: fastai's default; CPUs / processes with `nproc` > 1)
           freeze_epochs:int=1, # Frozen epochs before fine-tuning the whole pretrained model
           lr_num_it:int=100, # Mini-batches `find_lr` tries
           nproc:int=1, # Processes to train with (GPUs, or CPU processes): >1 launches them with torchrun
+          reproducible:bool=False, # Deterministic cuDNN kernels (slower); otherwise cuDNN benchmark mode
+          timeout:float=60, # Minutes the processes of a multi-process run wait for each other (downloads, scans, lr_find)
           cbs:list|None=None, # Extra fastai callbacks for training
          )->Path: # The run folder
     "Train one model and write its run folder: exported learner, best weights, history, curves, confusion matrix, metrics"
-    spec = arch_spec(arch)
-    if split not in SPLITS: raise DataError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)}.")
+    cfg = train_config(**{k: v for k, v in locals().items() if k != 'cbs'})  # before any work: a bad value costs a message
+    spec, out, local = arch_spec(arch), Path(out).expanduser().absolute(), _local(data)
+    if local: data = cfg['data'] = local
     final = next_run_dir(out, name or f'{arch}-{split}-{size}px', overwrite)
-    if nproc > 1 and num_distrib() <= 1:  # the launching process: start `nproc` ranks that each run this function
-        args = dict(data=str(data), arch=arch, epochs=epochs, size=size, bs=bs, per_class=per_class, split=split, valid_pct=valid_pct,
-                    lr=lr, pretrained=pretrained, seed=seed, out=str(final.parent), name=final.name, overwrite=overwrite,
-                    workers=workers, freeze_epochs=freeze_epochs, lr_num_it=lr_num_it)
-        launch(nproc, args)
+    if num_distrib() <= 1:  # the process the user started
+        check_torch_build()
+        if nproc > 1: check_nproc(nproc)
+        print(f'training on {device_summary(nproc)}', file=sys.stderr)
+    if nproc > 1 and num_distrib() <= 1:  # the launcher: get the data, then start `nproc` ranks that each run this function
+        check_output(final, [local], 'run folder')
+        if overwrite and final.exists() and not is_owned(final):
+            raise OutputError(f"Refusing to replace {final}: asl_lib did not create it. Pass another --name or --out.")
+        root = get_data(data, part='train')
+        check_output(final, [root], 'run folder')
+        if workers is None: workers = min(16, max(1, (os.cpu_count() or 1) // nproc))
+        try: launch(nproc, {**cfg, 'data': str(root), 'out': str(out), 'name': final.name, 'workers': workers}, timeout=timeout)
+        except BaseException:  # a rank that was killed could not clean up after itself
+            partial = final.with_name(final.name + '.partial')
+            if is_owned(partial): remove_owned(partial)
+            raise
         return final
-    set_seed(seed, reproducible=True)
-    root = rank0_value(get_data, data, part='train')  # only rank 0 downloads
-    dls = get_dls(root, size, bs, split, valid_pct, seed, per_class, workers, stats=spec.stats)
-    learn = create_learner(dls, arch, pretrained)
+    set_seed(seed, reproducible=reproducible)
+    torch.backends.cudnn.benchmark = not reproducible
     rank = rank_distrib()
-    with run_folder(final) if rank == 0 else nullcontext(final.with_name(final.name + '.partial')) as run:
+    inputs = [local] if local else []
+    with owned_folder(final, 'run', replace=overwrite, inputs=inputs) if rank == 0 else nullcontext(final.with_name(final.name + '.partial')) as run:
+        root = rank0_value(get_data, data, part='train')  # a folder here when launched: the launcher got it ready
+        if rank == 0: check_output(final, [root], 'run folder')
+        dls = get_dls(root, size, bs, split, valid_pct, seed, per_class, workers, stats=spec.stats)
+        learn = create_learner(dls, arch, pretrained)
         learn.path, learn.model_dir = run, '.'
         start = time.time()
         lr_info = rank0_value(find_lr, learn, run, lr_num_it) if lr is None else dict(lr=lr, suggestion='given')
         history = EpochHistory()
         cbs = [history, SaveModelCallback(monitor='accuracy', fname='best', reset_on_fit=False), *(cbs or [])]
+        if num_distrib() > 1 and torch.cuda.is_available(): learn.model = sync_batchnorm(learn.model)
         with learn.distrib_ctx(**distrib_kwargs()) if num_distrib() > 1 else nullcontext():
             if pretrained: learn.fine_tune(epochs, lr_info['lr'], freeze_epochs=freeze_epochs, cbs=cbs)
             else: learn.fit_one_cycle(epochs, lr_info['lr'], cbs=cbs)
         seconds = time.time() - start
+        barrier()  # every rank has finished training before rank 0 goes on alone
         if rank: return final  # only rank 0 writes the run folder
         n_ranks = max(1, num_distrib())
         with alone():  # rank 0 finishes on its own: the other ranks have stopped
@@ -151,51 +203,65 @@ def train(data:str|Path|None=GRASSKNOTED, # Kaggle handle, folder or zip of trai
             report = validation_report(learn, run)
             learn.path = final
             learn.export(run/'model.pkl')
+            export_portable(learn, run, size)  # the safe, weights-only route `load_model` takes by default
+        config = {**cfg, 'data': str(cfg['data']), 'out': str(out), 'name': final.name}
         metrics = dict(arch=arch, library=spec.library, pretrained=pretrained, split=split, valid_pct=valid_pct, size=size, bs=bs,
                        epochs=epochs, freeze_epochs=freeze_epochs if pretrained else 0, per_class=per_class, seed=seed,
                        lr=lr_info['lr'], lr_source=lr_info['suggestion'], nproc=n_ranks, n_train=len(dls.train_ds), **report,
                        best_epoch=int(df['accuracy'].idxmax()), train_seconds=round(seconds, 2),
-                       n_params=sum(p.numel() for p in learn.model.parameters()), device=_device_name(dls.device, n_ranks),
-                       data=str(root), versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
-        (run/'metrics.json').write_text(json.dumps(metrics, indent=2))
+                       n_params=sum(p.numel() for p in learn.model.parameters()), device=device_summary(n_ranks),
+                       vocab=list(dls.vocab), data=str(root), config=config,
+                       versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
+        (run/'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
     return final
 
 # %% ../nbs/03_train.ipynb #fad0edab
-RUN_FILES = ('model.pkl', 'best.pth', 'history.csv', 'curves.png', 'confusion_matrix.csv', 'confusion_matrix.png', 'metrics.json')
+RUN_FILES = ('model.pkl', 'model.pth', 'model.json', 'best.pth', 'history.csv', 'curves.png', 'confusion_matrix.csv', 'confusion_matrix.png', 'metrics.json')
 
 def check_run(run:Path|str)->dict:
     "Check that every file of the run folder `run` exists and parses; return its metrics"
     run = Path(run)
     missing = [f for f in RUN_FILES if not (run/f).exists()]
     if missing: raise DataError(f"{run} is not a complete run folder: missing {', '.join(missing)}.")
-    metrics = json.loads((run/'metrics.json').read_text())
-    hist = pd.read_csv(run/'history.csv')
-    assert {'epoch', 'train_loss', 'valid_loss', 'accuracy'} <= set(hist.columns) and len(hist), f'{run}/history.csv has no epochs'
-    cm = pd.read_csv(run/'confusion_matrix.csv', index_col=0)
-    assert cm.shape == (29, 29) and cm.values.sum() == metrics['n_valid'], f'{run}/confusion_matrix.csv does not match metrics.json'
-    for png in run.glob('*.png'): assert png.read_bytes()[:4] == b'\x89PNG', f'{png} is not a PNG'
-    assert set(torch.load(run/'best.pth', map_location='cpu', weights_only=True))
+    def bad(what): return DataError(f"{run} is not a complete run folder: {what}.")
+    try:
+        metrics = json.loads((run/'metrics.json').read_text())
+        hist = pd.read_csv(run/'history.csv')
+        cm = pd.read_csv(run/'confusion_matrix.csv', index_col=0)
+        weights = torch.load(run/'best.pth', map_location='cpu', weights_only=True)
+    except Exception as e: raise bad(f'a file does not parse ({type(e).__name__}: {e})') from None
+    if not ({'epoch', 'train_loss', 'valid_loss', 'accuracy'} <= set(hist.columns) and len(hist)): raise bad('history.csv has no epochs')
+    n = len(metrics.get('vocab') or cm.index)
+    if cm.shape != (n, n) or cm.values.sum() != metrics.get('n_valid'): raise bad('confusion_matrix.csv does not match metrics.json')
+    for png in run.glob('*.png'):
+        if png.read_bytes()[:4] != b'\x89PNG': raise bad(f'{png.name} is not a PNG')
+    if not weights: raise bad('best.pth holds no weights')
     return metrics
 
 # %% ../nbs/03_train.ipynb #a77e4fd7
-@call_parse
+@cli
 def asl_train(data:str=GRASSKNOTED, # Kaggle handle, folder or zip of training images
               arch:str='resnet18', # Architecture: resnet18 or efficientnet_b0
-              epochs:int=3, # Epochs (after one frozen epoch, when pretrained)
+              epochs:int=3, # Epochs (after the frozen ones, when pretrained)
               size:int=128, # Image size in pixels
               bs:int=64, # Batch size
               per_class:int=None, # Cap on images per class
               split:str='block', # Validation split: block (leak-free) or random
+              valid_pct:float=0.2, # Fraction held out for validation
               lr:float=None, # Learning rate (default: lr_find's suggestion)
               pretrained:bool=True, # Start from ImageNet weights (--no-pretrained: from scratch)
               seed:int=42, # Random seed
               out:str='runs', # Folder for run folders
-              name:str=None, # Run folder name
-              overwrite:bool=False, # Replace an earlier run of the same name
-              workers:int=None, # DataLoader workers
+              name:str=None, # Run folder name (default: ARCH-SPLIT-SIZEpx)
+              overwrite:bool=False, # Replace an earlier run of the same name (only a run folder asl_lib wrote)
+              workers:int=None, # DataLoader workers (default: fastai's; CPUs / processes with --nproc)
+              freeze_epochs:int=1, # Frozen epochs before fine-tuning a pretrained model
+              lr_num_it:int=100, # Mini-batches lr_find tries
               nproc:int=1, # Processes: one per GPU (NCCL), or CPU processes (gloo); >1 launches them with torchrun
+              reproducible:bool=False, # Deterministic cuDNN kernels (slower); default: cuDNN benchmark mode
+              timeout:float=60, # Minutes the processes of a --nproc run wait for each other
              ):
-    "Train one model; print the path of its run folder last"
-    run = train(data, arch, epochs, size, bs, per_class, split, lr=lr, pretrained=pretrained, seed=seed, out=out, name=name,
-                overwrite=overwrite, workers=workers, nproc=nproc)
-    print(run)
+    "Train one model; print the path of its run folder last (the device it trains on goes to stderr first)"
+    kwargs = {k: v for k, v in locals().items()}
+    run = train(**kwargs)
+    emit(str(run), str(run))

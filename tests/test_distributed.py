@@ -1,12 +1,14 @@
 "Real multi-process training on CPU (gloo) through fastai's distrib_ctx and torchrun."
-import json, os
+import copy, json
 from pathlib import Path
-import pytest, torch, torchvision
+import pytest, timm, torch, torchvision
+from torch import nn
 from fastai.vision.all import load_learner
 from asl_lib.data import make_synthetic
 from asl_lib.datablock import get_dls
-from asl_lib.distributed import launch
+from asl_lib.distributed import launch, sync_batchnorm
 from asl_lib.models import arch_spec, seed_weights_cache
+from asl_lib.testing import downloads, simulated_kaggle_env
 from asl_lib.train import RUN_FILES
 from conftest import run_cli
 
@@ -19,7 +21,7 @@ def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
     seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())
     kw = dict(data=str(ddp_data), arch='resnet18', epochs=1, size=32, bs=16, lr=1e-2, pretrained=True, seed=3,
               out=str(tmp_path/'runs'), name='ddp', workers=0)
-    work = launch(2, kw, tmp_path/'work')
+    work = launch(2, kw, tmp_path/'work', probes=True)
     ranks = [json.loads((work/f'rank{r}.json').read_text()) for r in (0, 1)]
     assert [(r['rank'], r['world_size'], r['backend']) for r in ranks] == [(0, 2, 'gloo'), (1, 2, 'gloo')]
     run = tmp_path/'runs/ddp'
@@ -41,10 +43,44 @@ def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
     hist_best = max(float(l.split(',')[4]) for l in (run/'history.csv').read_text().splitlines()[1:])
     assert abs(single - hist_best) < 1e-6 and abs(single - m['valid_accuracy']) < 1e-6
 
-def test_failing_rank_fails_the_launch(ddp_data, tmp_path):
-    env = {**os.environ, 'ASL_FAIL_RANK': '1'}
-    r = run_cli('asl-train', '--data', ddp_data, '--no-pretrained', '--epochs', '2', '--size', '32', '--bs', '16', '--lr', '1e-2',
-                '--out', tmp_path, '--workers', '0', '--nproc', '2', env=env)
-    assert r.returncode == 1
-    assert 'failed (torchrun exit code' in r.stderr and 'rank1: RuntimeError' in r.stderr and 'rank 1 failed on purpose (ASL_FAIL_RANK)' in r.stderr
-    assert not (tmp_path/'resnet18-block-32px').exists()  # nothing looks complete
+def test_failing_rank_fails_the_launch(ddp_data, tmp_path, monkeypatch):
+    from asl_lib.core import LaunchError
+    monkeypatch.setenv('ASL_FAIL_RANK', '1')  # honoured only by a launch with probes
+    kw = dict(data=str(ddp_data), arch='resnet18', epochs=2, size=32, bs=16, lr=1e-2, pretrained=False, out=str(tmp_path/'runs'),
+              name='r', workers=0)
+    with pytest.raises(LaunchError) as e: launch(2, kw, probes=True)
+    msg = str(e.value)
+    assert 'failed (torchrun exit code' in msg and 'rank1: RuntimeError' in msg and 'rank 1 failed on purpose (ASL_FAIL_RANK)' in msg
+    assert not (tmp_path/'runs').exists() or not any((tmp_path/'runs').iterdir())  # nothing looks complete, no .partial
+
+def test_kaggle_handle_downloads_once_in_the_launcher(ddp_data, tmp_path):
+    "`asl-train --nproc 2` with a Kaggle handle: the launcher downloads, the ranks get the folder; no probes, no launch folder left"
+    sim = tmp_path/'kaggle'
+    env = simulated_kaggle_env(sim, {'someone/asl-small': ddp_data})
+    env.update(ASL_DATA=str(tmp_path/'data'), ASL_FAIL_RANK='1', TMPDIR=str(tmp_path/'tmp'))  # production ranks ignore ASL_FAIL_RANK
+    (tmp_path/'tmp').mkdir()
+    r = run_cli('asl-train', '--data', 'someone/asl-small', '--no-pretrained', '--epochs', '1', '--size', '32', '--bs', '16',
+                '--lr', '1e-2', '--out', tmp_path/'runs', '--workers', '0', '--nproc', '2', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert downloads(sim) == ['someone/asl-small']
+    assert 'x 2 processes' in r.stderr
+    run = Path(r.stdout.strip())
+    assert r.stdout == f'{run}\n'  # the ranks' progress went to stderr
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['nproc'] == 2 and Path(m['data']).is_relative_to(tmp_path/'data')
+    assert not list((tmp_path/'tmp').glob('asl-launch-*'))
+
+@pytest.mark.parametrize('arch', ['resnet18', 'efficientnet_b0'])
+def test_sync_batchnorm_keeps_the_network(arch):
+    "The conversion used on CUDA with several ranks, applied on CPU: in eval mode the outputs do not change"
+    model = (torchvision.models.resnet18(num_classes=29) if arch == 'resnet18'
+             else timm.create_model('efficientnet_b0', pretrained=False, num_classes=29)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        after = sync_batchnorm(copy.deepcopy(model)).eval()(x)
+        torch_conv = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(model)).eval()(x)
+    assert torch.allclose(before, after, atol=1e-6)
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in sync_batchnorm(copy.deepcopy(model)).modules())
+    # torch's converter (what fastai's sync_bn=True uses) drops timm's BatchNormAct2d activations
+    assert torch.allclose(before, torch_conv, atol=1e-6) == (arch == 'resnet18')

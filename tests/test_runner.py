@@ -1,41 +1,40 @@
-"The notebook series through `asl-run` (papermill) on generated data, as users rerun it in batch."
-import json
+"""`asl-run` (papermill) checks and failures. The whole series runs end to end in tests/test_readme.py, through the README's own
+`asl-run` commands with Kaggle handles served by the simulated Kaggle (kagglehub ignoring `output_dir`, as on Kaggle notebooks)."""
 from pathlib import Path
-import nbformat, yaml
-from asl_lib.runner import SERIES
-from asl_lib.train import RUN_FILES
-from conftest import run_cli
+import pytest
+from asl_lib.core import is_owned
+from conftest import run_cli, GRASSKNOTED, DANRASBAND
 
-def test_series_runs_end_to_end(tmp_path):
-    params = tmp_path/'params.yaml'
-    params.write_text(yaml.safe_dump(dict(archs=['resnet18', 'efficientnet_b0'], epochs=1, size=32, bs=32)))
-    out = tmp_path/'series'
-    r = run_cli('asl-run', '--params', params, '-p', 'seed', '7', '--out', out)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert r.stdout.strip().splitlines()[-1] == str(out)
-    for nb in SERIES:  # every executed notebook, with its injected parameters
-        cells = nbformat.read(out/nb, as_version=4).cells
-        assert any('injected-parameters' in c.metadata.get('tags', []) for c in cells), nb
-    assert yaml.safe_load((out/'params.yaml').read_text())['seed'] == 7
-    runs = [Path(p) for p in json.loads((out/'runs.json').read_text())]
-    assert [p.name for p in runs] == ['resnet18-block-32px', 'efficientnet_b0-block-32px'] and all(p.parent == out for p in runs)
-    assert {p.name for p in out.iterdir() if p.is_dir()} == {'lr_find', *(p.name for p in runs)}  # nothing but the series' own runs
-    for run in runs:
-        assert all((run/f).exists() for f in RUN_FILES), run
-        assert json.loads((run/'metrics.json').read_text())['seed'] == 7
-        evals = list(run.glob('eval-*/report.json'))
-        assert len(evals) == 1 and json.loads(evals[0].read_text())['n_images'] == 29*10
-    for arch in ('resnet18', 'efficientnet_b0'):
-        assert json.loads((out/'lr_find'/arch/'lr_find.json').read_text())['lr'] > 0
-    assert (runs[0]/'gradcam.png').exists()
+@pytest.mark.parametrize('honour_output_dir', [True, False], ids=['output_dir', 'kaggle-notebook'])
+def test_get_data_with_handles(tmp_path, kaggle_zips, honour_output_dir, monkeypatch):
+    "`get_data` returns the image roots of both handles whether kagglehub honours `output_dir` (a machine) or not (Kaggle, Colab)"
+    from asl_lib.data import get_data, find_image_root
+    from asl_lib.testing import simulated_kaggle
+    monkeypatch.setenv('ASL_DATA', str(tmp_path/'asl-data'))
+    with simulated_kaggle(kaggle_zips, honour_output_dir, cache=tmp_path/'kagglehub'):
+        train, test = get_data(GRASSKNOTED, part='train'), get_data(DANRASBAND, part='test')
+        assert get_data(GRASSKNOTED, part='train') == train  # a second call finds the first download
+    def classes(d): return [o for o in d.iterdir() if o.is_dir()]
+    assert train.parts[-2:] == ('asl_alphabet_train', 'asl_alphabet_train') and len(classes(train)) == 29
+    assert find_image_root(test)[0] == test and len(classes(test)) == 29
 
 def test_unknown_arch_fails_before_running(tmp_path):
     r = run_cli('asl-run', '-p', 'archs', '[resnet18, resnet1000]', '--out', tmp_path/'s')
     assert r.returncode == 1 and "Unknown architecture 'resnet1000'" in r.stderr
-    assert not list((tmp_path/'s').glob('*.ipynb'))
+    assert not (tmp_path/'s').exists()
 
 def test_failing_cell_names_notebook_and_keeps_it(tmp_path):
     r = run_cli('asl-run', '-p', 'data', str(tmp_path/'no-such-data'), '--out', tmp_path/'s')
-    assert r.returncode == 1
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
     assert '00_data.ipynb failed in cell' in r.stderr and 'no-such-data' in r.stderr
     assert (tmp_path/'s/00_data.ipynb').exists() and not (tmp_path/'s/03_train.ipynb').exists()
+    assert is_owned(tmp_path/'s')  # the failed series stays, marked as ours: a rerun needs --overwrite, then replaces it
+    r = run_cli('asl-run', '-p', 'data', str(tmp_path/'no-such-data'), '--out', tmp_path/'s')
+    assert r.returncode == 1 and '--overwrite' in r.stderr
+
+@pytest.mark.parametrize('example', sorted((Path(__file__).parents[1]/'examples').glob('*.yaml')), ids=lambda p: p.name)
+def test_examples_are_valid_params(example):
+    "Every example parameters file passes the series' checks, and speaks to users (no path of this project's CI)"
+    from asl_lib.runner import check_params, read_params
+    p = check_params(read_params(str(example)))
+    assert 'shared/data' not in example.read_text() and all(p[k] is None or not str(p[k]).startswith('..') for k in ('data', 'test_data'))
