@@ -86,7 +86,7 @@ def validation_report(learn:Learner, out:Path)->dict:
     "Accuracy and loss of `learn` on its validation set, and its confusion matrix as CSV and PNG in `out`"
     preds, targs, losses = learn.get_preds(dl=learn.dls.valid, with_loss=True)
     pred = preds.argmax(1)
-    cm = confusion_matrix(targs.numpy(), pred.numpy(), labels=range(len(learn.dls.vocab)))
+    cm = confusion_matrix(targs.cpu().numpy(), pred.cpu().numpy(), labels=range(len(learn.dls.vocab)))
     pd.DataFrame(cm, index=learn.dls.vocab, columns=learn.dls.vocab).to_csv(out/'confusion_matrix.csv')
     plt.close(plot_confusion(cm, list(learn.dls.vocab), 'validation set', out/'confusion_matrix.png'))
     return dict(valid_accuracy=float((pred == targs).float().mean()), valid_loss=float(losses.mean()), n_valid=len(targs))
