@@ -144,8 +144,8 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
 
 # %% ../nbs/01_datablock.ipynb #1c9eec51
 def default_workers()->int:
-    "Loader workers per process: this machine's CPUs shared among the processes of a distributed run"
-    return max(1, num_cpus() // max(1, num_distrib()))
+    "Loader workers per process: this machine's CPUs shared among the processes of a distributed run, at most 16 (fastai's cap)"
+    return max(1, min(16, num_cpus() // max(1, num_distrib())))
 
 def _loader_kwargs(workers:int, device)->dict:
     "Pinned memory and persistent workers on CUDA"

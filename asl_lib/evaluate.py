@@ -160,6 +160,5 @@ def asl_evaluate(model:str, # Run folder (its model.json + model.pth), or a .pkl
                  json:bool=False, # Print the report as JSON
                 ):
     "Evaluate a model on a labelled test set; print its accuracy and where the report is. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.pth) and model.json are loaded"
-    check_positive('--bs', bs)
     r = evaluate(model, test, out, bs, device=device, trust_pickle=trust_pickle)
     emit(r, f"accuracy {r['accuracy']:.4f} on {r['n_images']} images ({r['note']})\nreport: {r['report_dir']}", json)

@@ -36,8 +36,6 @@ def _number(name, v, optional=False):
         raise ConfigError(f"{name} must be a positive number{' or null' if optional else ''}, not {v!r}.")
     return v
 
-def _whole(name, v, optional=False): return check_positive(name, v, optional)
-
 def _flag(name, v):
     if not isinstance(v, bool): raise ConfigError(f"{name} must be true or false, not {v!r}.")
     return v
@@ -63,9 +61,9 @@ def _split(name, v):
     if v not in SPLITS: raise ConfigError(f"Unknown split {v!r}: use one of {', '.join(SPLITS)}.")
     return v
 
-_CHECKS = dict(data=_source, test_data=_source, archs=_archs, epochs=_whole, size=_whole, bs=_whole,
-               per_class=lambda n,v: _whole(n, v, optional=True), split=_split, pretrained=_flag,
-               lr=lambda n,v: _number(n, v, optional=True), nproc=_whole, seed=_seed)
+_CHECKS = dict(data=_source, test_data=_source, archs=_archs, epochs=check_positive, size=check_positive, bs=check_positive,
+               per_class=lambda n,v: check_positive(n, v, optional=True), split=_split, pretrained=_flag,
+               lr=lambda n,v: _number(n, v, optional=True), nproc=check_positive, seed=_seed)
 
 def check_params(params:dict)->dict:
     "`PARAMS` updated with `params`, after checking every name, type and range (`ConfigError` names the first bad one)"

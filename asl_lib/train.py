@@ -9,7 +9,7 @@ __all__ = ['RUN_FILES', 'EpochHistory', 'save_history', 'plot_confusion', 'next_
            'check_train_config', 'train_config', 'train', 'check_run', 'asl_train']
 
 # %% ../nbs/03_train.ipynb #a451cefe
-import inspect, json, os, sys, time, warnings
+import inspect, json, sys, time, warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -169,8 +169,7 @@ def train(data:str|Path=GRASSKNOTED, # Kaggle handle, folder or zip of training 
             raise OutputError(f"Refusing to replace {final}: asl_lib did not create it. Pass another --name or --out.")
         root = get_data(data, part='train')
         check_output(final, [root], 'run folder')
-        if workers is None: workers = min(16, max(1, (os.cpu_count() or 1) // nproc))
-        try: launch(nproc, {**cfg, 'data': str(root), 'out': str(out), 'name': final.name, 'workers': workers}, timeout=timeout)
+        try: launch(nproc, {**cfg, 'data': str(root), 'out': str(out), 'name': final.name}, timeout=timeout)
         except BaseException:  # a rank that was killed could not clean up after itself
             partial = final.with_name(final.name + '.partial')
             if is_owned(partial): remove_owned(partial)
