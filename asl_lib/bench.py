@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/bench.html.md"""
 
 # %% auto #0
 __all__ = ['TrainTimer', 'speed_learner', 'training_precision', 'precision_text', 'fastai_train_speed', 'plain_train_speed',
-           'loader_speed', 'loading_speeds', 'worker_speed', 'pipeline_speeds', 'peak_memory_mb', 'bench',
-           'report_lines', 'pipeline_line', 'asl_bench']
+           'loader_speed', 'loading_speeds', 'worker_speed', 'pipeline_speeds', 'peak_memory_mb', 'train_inventory',
+           'bench', 'report_lines', 'pipeline_line', 'asl_bench']
 
 # %% ../nbs/07_bench.ipynb #9af3c5a7
 import resource, time
@@ -19,7 +19,7 @@ from torchvision import datasets, transforms
 from fastai.vision.all import *
 
 from .core import ConfigError, DataError, check_positive, cli, emit
-from .data import GRASSKNOTED, get_data, scan
+from .data import GRASSKNOTED, Inventory, get_inventory
 from .datablock import BatchResize, get_dls
 from .models import arch_spec, create_learner
 from .evaluate import cpu_latency_ms
@@ -93,7 +93,8 @@ def loader_speed(dl)->float:
     for x, *_ in dl: n += len(x)
     return _per_sec(n, time.perf_counter() - start)
 
-def loading_speeds(path, size:int=64, bs:int=64, per_class:int|None=None, workers=(0, 1, 2), cache:bool=False)->dict:
+def loading_speeds(path, # Image root or its `Inventory`
+                   size:int=64, bs:int=64, per_class:int|None=None, workers=(0, 1, 2), cache:bool=False)->dict:
     "Training-loader images per second for each number of workers"
     return {w: loader_speed(get_dls(path, size, bs, per_class=per_class, workers=w, cache=cache).train) for w in workers}
 
@@ -114,7 +115,7 @@ def worker_speed(dl:TfmdDL, # A training (or any) loader of `get_dls`
     finally: torch.set_num_threads(threads)
     return best
 
-def pipeline_speeds(path, # Folder of training images
+def pipeline_speeds(path, # Folder of training images, or its `Inventory`
                     size:int=224, # Image size the model sees
                     bs:int=64, per_class:int|None=None,
                     n:int=512, # Images per timed pass
@@ -132,15 +133,20 @@ def peak_memory_mb()->float:
     if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def bench(data, # Kaggle handle or folder of training images (class folders)
+def train_inventory(data)->Inventory:
+    "The checked inventory of the training set `data` (a handle, folder or zip; an `Inventory` is used as it is), in class folders"
+    inv = data if isinstance(data, Inventory) else get_inventory(data, part='train')
+    if inv.layout != 'folders': raise DataError(f'{inv.root}: the plain loop reads class folders (ImageFolder); this set is {inv.layout}. Pass a dataset with one folder per class.')
+    return inv
+
+def bench(data, # Kaggle handle or folder of training images (class folders), or its `Inventory`
           arch:str='resnet18', size:int=64, bs:int=64, per_class:int|None=None, workers:int=0,
          )->dict:
     "Measure training, validation and loading speed, CPU latency and memory for `arch`, against the plain PyTorch loop"
-    spec, root = arch_spec(arch), get_data(data, part='train')
-    inv = scan(root)
-    if inv.layout != 'folders': raise DataError(f'{root}: the plain loop reads class folders (ImageFolder); this set is {inv.layout}. Pass a dataset with one folder per class.')
+    spec, inv = arch_spec(arch), train_inventory(data)  # verified once; every loader below reuses it
+    root = inv.root
     kw = dict(size=size, bs=bs, per_class=per_class, workers=workers, stats=spec.stats)
-    dls, plain_dls = get_dls(root, **kw), get_dls(root, augment=False, **kw)
+    dls, plain_dls = get_dls(inv, **kw), get_dls(inv, augment=False, **kw)
     res = dict(arch=arch, size=size, bs=bs, n_train=len(dls.train_ds), device=str(default_device()))
     res['train_img_s'] = fastai_train_speed(dls, arch)
     res['train_noaug_img_s'] = fastai_train_speed(plain_dls, arch)
@@ -155,7 +161,7 @@ def bench(data, # Kaggle handle or folder of training images (class folders)
     learn.model.cpu(); learn.dls.device = torch.device('cpu')
     lat = cpu_latency_ms(learn, dls.valid_ds.items[0])
     res.update(cpu_latency_median_ms=lat['median'], cpu_latency_p90_ms=lat['p90'])
-    res['cached_train_img_s'] = fastai_train_speed(get_dls(root, cache=True, **kw), arch)
+    res['cached_train_img_s'] = fastai_train_speed(get_dls(inv, cache=True, **kw), arch)
     res['cache_speedup'] = res['cached_train_img_s'] / res['train_img_s']
     res['peak_memory_mb'] = peak_memory_mb()
     return res
@@ -203,11 +209,11 @@ def asl_bench(data:str=GRASSKNOTED, # Kaggle handle or folder of training images
     for name, v in (('--size', size), ('--bs', bs), ('--pipeline-size', pipeline_size), ('--pipeline-images', pipeline_images)): check_positive(name, v)
     check_positive('--per-class', per_class, optional=True)
     ws = _worker_counts(loaders)
-    r = bench(data, arch, size, bs, per_class, workers)
-    root = get_data(data, part='train')
-    r['loading_img_s'] = loading_speeds(root, size, bs, per_class, ws)
-    r['loading_cached_img_s'] = loading_speeds(root, size, bs, per_class, ws, cache=True)
-    r['pipeline_img_s'] = pipeline_speeds(root, pipeline_size, bs, per_class, pipeline_images)
+    inv = train_inventory(data)  # the one scan: every measurement below reuses this inventory
+    r = bench(inv, arch, size, bs, per_class, workers)
+    r['loading_img_s'] = loading_speeds(inv, size, bs, per_class, ws)
+    r['loading_cached_img_s'] = loading_speeds(inv, size, bs, per_class, ws, cache=True)
+    r['pipeline_img_s'] = pipeline_speeds(inv, pipeline_size, bs, per_class, pipeline_images)
     text = '\n'.join([report_lines(r), *(f"loading with {w} workers: {r['loading_img_s'][w]:.0f} img/s, "
                                          f"{r['loading_cached_img_s'][w]:.0f} img/s from the resized cache" for w in ws),
                       pipeline_line(r['pipeline_img_s'])])

@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
-           'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'remove_owned', 'owned_folder',
-           'emit', 'debug_mode', 'run_cli', 'cli']
+           'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'remove_owned', 'partial_path',
+           'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
 import json, os, shutil, sys, uuid, inspect
@@ -102,6 +102,11 @@ def remove_owned(folder:Path|str):
     if p.is_symlink() or not (is_owned(p) or _is_empty_dir(p)): _refuse(p, 'folder')
     shutil.rmtree(p)
 
+def partial_path(final:Path|str)->Path:
+    "Where `owned_folder` writes `final` until it is complete: `final.partial`, beside it"
+    final = Path(final)
+    return final.with_name(final.name + '.partial')
+
 def _mkdir(p:Path):
     try: p.mkdir(parents=True)
     except OSError as e: raise OutputError(f"Cannot create {p}: {e.strerror}. Pass a folder you can write to.") from None
@@ -118,7 +123,7 @@ def owned_folder(final:Path|str, # Where the finished folder goes
     if final.exists() or final.is_symlink():
         if not replace: raise OutputError(f"{final} already exists: pass another name, or replace it (--overwrite) if asl_lib wrote it.")
         if final.is_symlink() or not (is_owned(final) or _is_empty_dir(final)): _refuse(final, kind)
-    partial = final.with_name(final.name + '.partial')
+    partial = partial_path(final)
     remove_owned(partial)  # an earlier attempt of ours that died; anything else is refused
     _mkdir(partial)
     try:

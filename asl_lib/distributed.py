@@ -6,10 +6,10 @@ Docs: https://asl-lib.github.io/asl_lib/distributed.html.md"""
 
 # %% auto #0
 __all__ = ['patch_fastai_for_cpu', 'distrib_kwargs', 'sync_batchnorm', 'gpu_driver_present', 'check_torch_build', 'check_nproc',
-           'device_summary', 'setup_rank', 'barrier', 'alone', 'rank0_value', 'run_rank', 'launch']
+           'device_summary', 'setup_rank', 'barrier', 'alone', 'rank0_value', 'pickle_for_ranks', 'run_rank', 'launch']
 
 # %% ../nbs/02a_distributed.ipynb #81b65321
-import importlib, json, os, platform, shutil, signal, subprocess, sys, tempfile
+import importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -108,6 +108,29 @@ def rank0_value(f, *args, **kwargs):
     return obj[0]
 
 # %% ../nbs/02a_distributed.ipynb #533e421c
+class _NotImportable(Exception): pass
+
+class _RankPickler(pickle.Pickler):
+    "A pickler that refuses what another process cannot import: anything defined in `__main__`"
+    def reducer_override(self, obj):
+        if getattr(obj, '__module__', None) == '__main__': raise _NotImportable(getattr(obj, '__qualname__', type(obj).__qualname__))
+        return NotImplemented
+
+def pickle_for_ranks(objs, # What the ranks need, such as a list of callbacks
+                     what:str='callback', # How to name one in messages
+                    )->bytes:
+    "`objs` pickled for the training processes; `ConfigError` naming the fix when a process could not unpickle them"
+    buf = io.BytesIO()
+    try: _RankPickler(buf).dump(objs)
+    except _NotImportable as e:
+        raise ConfigError(f"The {what} {e} is defined in __main__ (a script or a notebook), which the training processes cannot import: "
+                          f"move it into a module (a .py file they can import) and pass an instance of it.") from None
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise ConfigError(f"A {what} cannot be sent to the training processes ({type(e).__name__}: {e}): "
+                          f"pass instances of classes defined in a module, holding no lambdas, open files or locks.") from None
+    return buf.getvalue()
+
+# %% ../nbs/02a_distributed.ipynb #61f68c9a
 def _stderr_fd()->int|None:
     "This process's standard error as a file descriptor, where the ranks' progress and chatter go"
     try: return sys.stderr.fileno()
@@ -128,12 +151,15 @@ def run_rank(workdir:Path|str):
     setup_rank(spec.get('timeout', 60))
     rank, kwargs, probes = rank_distrib(), dict(spec['kwargs']), {}
     try:
+        cbs = pickle.loads((workdir/'cbs.pkl').read_bytes()) if (workdir/'cbs.pkl').exists() else None
         if spec.get('probes'):  # test probes, only when the launch asks for them
             from asl_lib.testing import FailAfterEpoch, ShardLog, record_writes
             probes = dict(writes=record_writes(kwargs['out']), log=ShardLog())
-            kwargs['cbs'] = [probes['log'], *([FailAfterEpoch()] if os.environ.get('ASL_FAIL_RANK') == str(rank) else [])]
+            cbs = [probes['log'], *([FailAfterEpoch()] if os.environ.get('ASL_FAIL_RANK') == str(rank) else []), *(cbs or [])]
+        if cbs is not None: kwargs['cbs'] = cbs
         _target(spec['target'])(**kwargs)
-        info = dict(rank=rank, world_size=num_distrib(), backend=dist.get_backend(), device=str(default_device()))
+        info = dict(rank=rank, world_size=num_distrib(), backend=dist.get_backend(), device=str(default_device()),
+                    cbs=[type(c).__name__ for c in cbs or []])
         if probes: info.update(train_idxs=probes['log'].epochs, writes=probes['writes'])
         (workdir/f'rank{rank}.json').write_text(json.dumps(info))
     except BaseException as e:
@@ -141,20 +167,23 @@ def run_rank(workdir:Path|str):
         raise
     finally: dist.destroy_process_group()
 
-# %% ../nbs/02a_distributed.ipynb #23355a2d
+# %% ../nbs/02a_distributed.ipynb #dcb58937
 def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is no GPU
            train_kwargs:dict, # Arguments of `target` (for `train`: a data folder, a fixed `out` and `name`)
            workdir:Path|str|None=None, # Keep the per-rank records here (default: a temporary folder, removed afterwards)
            target:str='asl_lib.train.train', # Import path of the function every rank runs
            timeout:float=60, # Minutes a rank waits for the others in a collective call before giving up
            probes:bool=False, # Install the test probes of `asl_lib.testing` in every rank (tests only)
+           cbs:list|None=None, # Callbacks for `target`'s `cbs` argument, pickled for the ranks (see `pickle_for_ranks`)
           )->Path|None: # `workdir` with `rank<N>.json` of every rank, when one was passed
     "Run `target(**train_kwargs)` in `nproc` processes with torchrun; raise `LaunchError` with the failing rank's message if one fails"
+    sent = pickle_for_ranks(list(cbs)) if cbs else None  # before anything starts: a callback the ranks cannot import is a message
     keep = workdir is not None
     workdir = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix='asl-launch-'))
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir/'train.json').write_text(json.dumps(dict(target=target, kwargs=train_kwargs, timeout=timeout, probes=probes), default=str))
+        if sent: (workdir/'cbs.pkl').write_bytes(sent)
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}', '--no-python',
                sys.executable, '-c', f'from asl_lib.distributed import run_rank; run_rank({str(workdir)!r})']
         threads = os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc)))

@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 from sklearn.metrics import classification_report, confusion_matrix
 from fastai.vision.all import *
 
-from .core import OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
-from .data import DANRASBAND, IMAGE_EXTS, DataError, get_data, scan
-from .train import plot_confusion
+from .core import DataError, OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
+from .data import DANRASBAND, IMAGE_EXTS, Inventory, get_inventory
+from .plots import plot_confusion
 from .inference import load_model, model_file
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
@@ -75,8 +75,12 @@ def eval_dir(model:Path|str, # A run folder or model file
     raise OutputError(f"Too many reports beside {base}: pass --out.")
 
 # %% ../nbs/04_evaluate.ipynb #e688be1d
+def _test_set(test:str|Path|Inventory)->Inventory:
+    "The checked inventory of `test` (scanned once; an `Inventory` is used as it is)"
+    return test if isinstance(test, Inventory) else get_inventory(test, part='test')
+
 def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an exported .pkl with `trust_pickle`
-             test:str|Path=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds)
+             test:str|Path|Inventory=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds), or its `Inventory`
              out:Path|str|None=None, # Report folder (default: `eval-<test set>` in the run folder, or beside the .pkl)
              bs:int=64, # Batch size
              device:str='cpu', # 'cpu', 'cuda', 'cuda:N' or 'auto'
@@ -86,14 +90,15 @@ def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an expo
     check_positive('bs', bs)
     if out is not None: check_output(out, (test,), 'report folder')  # before any work; `owned_folder` checks again
     learn = load_model(model, device=device, trust_pickle=trust_pickle)
-    root = get_data(test, part='test')
-    dest = Path(out) if out else eval_dir(model, test, root)
-    with owned_folder(dest, kind='report', replace=True, inputs=[root]) as d:
-        return _write_report(learn, model, test, root, bs, dest, d)
+    inv = _test_set(test)
+    if isinstance(test, Inventory): test = inv.root
+    dest = Path(out) if out else eval_dir(model, test, inv.root)
+    with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
+        return _write_report(learn, model, test, inv, bs, dest, d)
 
-def _write_report(learn, model, test, root, bs, dest, d)->dict:
-    "Predict the test images of `root` and write the report files into `d` (which becomes `dest`)"
-    inv = scan(root)
+def _write_report(learn, model, test, inv, bs, dest, d)->dict:
+    "Predict the test images of `inv` and write the report files into `d` (which becomes `dest`)"
+    root = inv.root
     vocab = list(learn.dls.vocab)
     items, labels, notes = _scored_items(inv, vocab)
     if not items: raise DataError(f"{root} has no images of the classes {model} knows: {notes}")
@@ -131,15 +136,17 @@ def cpu_latency_ms(learn:Learner, image, n:int=20)->dict:
     return dict(median=float(np.median(times)), p90=float(np.percentile(times, 90)))
 
 def compare_runs(runs:list, # Run folders
-                 test:str|Path=DANRASBAND, # The external test set (its report in each run is reused when there is one)
+                 test:str|Path|Inventory=DANRASBAND, # The external test set (its report in each run is reused when there is one)
                  out:Path|str|None=None, # Save the table as CSV here
                 )->pd.DataFrame:
     "A table comparing runs: validation and external accuracy, parameters, model size and CPU latency"
-    rows, root = [], get_data(test, part='test')
+    inv = _test_set(test)  # scanned once for all runs
+    if isinstance(test, Inventory): test = inv.root
+    rows, root = [], inv.root
     for run in map(Path, runs):
         m = json.loads((run/'metrics.json').read_text())
         saved = eval_dir(run, test, root)
-        rep = json.loads((saved/'report.json').read_text()) if _same_root(saved, root) else evaluate(run, test)
+        rep = json.loads((saved/'report.json').read_text()) if _same_root(saved, root) else evaluate(run, inv)
         img = next((p for p in Path(rep['test_root']).rglob('*') if p.suffix.lower() in IMAGE_EXTS), None)
         rows.append(dict(run=run.name, arch=m['arch'], split=m['split'], size=m['size'], valid_accuracy=m['valid_accuracy'],
                          external_accuracy=rep['accuracy'], external_test=Path(str(test)).name, params_m=m['n_params']/1e6,

@@ -16,8 +16,8 @@ from PIL import Image
 from fastai.vision.all import *
 import sys, zipfile
 
-from .core import ModelFileError, check_positive, cli, emit
-from .data import CLASSES, DataError, check_image
+from .core import DataError, ModelFileError, check_positive, cli, emit
+from .data import CLASSES, check_image
 from .models import load_portable, resolve_device
 
 # %% ../nbs/05_inference.ipynb #537584a6
@@ -125,7 +125,7 @@ def grad_cam(learn:Learner, # From `load_model`
     fig, ax = plt.subplots(figsize=(4, 4))
     img.show(ctx=ax)
     ax.imshow(cam, alpha=0.5, cmap='jet', extent=(0, img.shape[-1], img.shape[-2], 0), interpolation='bilinear')
-    ax.set_title(f'Grad-CAM: {learn.dls.vocab[cls]} ({float(scores.softmax(1)[0, cls]):.2f})')
+    ax.set_title(f'Grad-CAM: {learn.dls.vocab[cls]} ({float(scores.detach().softmax(1)[0, cls]):.2f})')
     if fname: fig.savefig(fname, dpi=100, bbox_inches='tight')
     return cam, fig
 

@@ -6,7 +6,7 @@ Docs: https://asl-lib.github.io/asl_lib/models.html.md"""
 
 # %% auto #0
 __all__ = ['ARCHS', 'FORMAT', 'FORMAT_VERSION', 'ArchSpec', 'arch_spec', 'weights_cache_path', 'create_learner',
-           'seed_weights_cache', 'export_portable', 'resolve_device', 'read_portable', 'load_portable']
+           'export_portable', 'resolve_device', 'read_portable', 'load_portable']
 
 # %% ../nbs/01a_models.ipynb #a5ffd29f
 import json, os
@@ -16,8 +16,7 @@ from urllib.error import URLError
 
 import timm, torch, torchvision
 from fastai.vision.all import *
-from .data import DataError
-from .core import ConfigError, ModelFileError
+from .core import ConfigError, DataError, ModelFileError
 
 # %% ../nbs/01a_models.ipynb #3d7d9452
 @dataclass(frozen=True)
@@ -100,26 +99,12 @@ def create_learner(dls:DataLoaders, # From `asl_lib.datablock.get_dls` (its `Nor
     return learn
 
 # %% ../nbs/01a_models.ipynb #40afefd6
-def seed_weights_cache(arch:str, # A key of `ARCHS`
-                       state_dict:dict, # The weights to place, as the library's own pretrained model names them
-                      )->Path: # The file written
-    "Put `state_dict` where `arch`'s pretrained weights are looked up (the torch hub or Hugging Face cache in effect)"
-    spec = arch_spec(arch)
-    if spec.library == 'torchvision':
-        dest = weights_cache_path(spec)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state_dict, dest)
-        return dest
-    from huggingface_hub import constants
-    import safetensors.torch
-    repo_dir = Path(constants.HF_HUB_CACHE)/f"models--{spec.weights_url.split('huggingface.co/')[1].replace('/', '--')}"
-    rev = '0'*40
-    (repo_dir/'refs').mkdir(parents=True, exist_ok=True)
-    (repo_dir/'refs'/'main').write_text(rev)
-    dest = repo_dir/'snapshots'/rev/'model.safetensors'
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, str(dest))
-    return dest
+def __getattr__(name:str):
+    "`seed_weights_cache` moved to `asl_lib.testing` (deprecated here)"
+    if name != 'seed_weights_cache': raise AttributeError(f"module 'asl_lib.models' has no attribute {name!r}")
+    import asl_lib.testing, warnings
+    warnings.warn(f"asl_lib.models.{name} moved to asl_lib.testing.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(asl_lib.testing, name)
 
 # %% ../nbs/01a_models.ipynb #c24ba1e5
 FORMAT = 'asl_lib-portable'

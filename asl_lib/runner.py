@@ -9,6 +9,7 @@ __all__ = ['SERIES', 'PARAMS', 'check_params', 'nbs_dir', 'series_folder', 'run_
 
 # %% ../nbs/06_runner.ipynb #c006d115
 import json, time
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -16,33 +17,14 @@ import yaml
 import papermill as pm
 
 import asl_lib
-from .core import AslError, ConfigError, OutputError, SeriesError, check_positive, check_output, cli, emit
+from .core import ConfigError, OutputError, SeriesError, check_output, cli, emit
 from .core import is_owned, mark_owned, remove_owned
-from .models import arch_spec
-from .datablock import SPLITS
+from .train import TrainConfig, check_field
 
 # %% ../nbs/06_runner.ipynb #51f79916
 SERIES = ('00_data.ipynb', '01_datablock.ipynb', '02_lr_find.ipynb', '03_train.ipynb', '04_evaluate.ipynb', '05_inference.ipynb')
 PARAMS = dict(data=None, test_data=None, archs=['resnet18', 'efficientnet_b0'], epochs=1, size=32, bs=32, per_class=None,
               split='block', pretrained=False, lr=1e-2, nproc=1, seed=42)
-
-def _number(name, v, optional=False):
-    "A positive number (YAML reads `1e-2` as text: accept it)"
-    if v is None and optional: return v
-    if isinstance(v, str):
-        try: v = float(v)
-        except ValueError: pass
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ConfigError(f"{name} must be a positive number{' or null' if optional else ''}, not {v!r}.")
-    return v
-
-def _flag(name, v):
-    if not isinstance(v, bool): raise ConfigError(f"{name} must be true or false, not {v!r}.")
-    return v
-
-def _seed(name, v):
-    if isinstance(v, bool) or not isinstance(v, int): raise ConfigError(f"{name} must be a whole number, not {v!r}.")
-    return v
 
 def _source(name, v):
     if v is not None and not isinstance(v, str): raise ConfigError(f"{name} must be a Kaggle handle or a path (or null), not {v!r}.")
@@ -52,18 +34,21 @@ def _archs(name, v):
     archs = [v] if isinstance(v, str) else v
     if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
         raise ConfigError(f"{name} must be a list of architectures, such as [resnet18, efficientnet_b0], not {v!r}.")
-    try:
-        for a in archs: arch_spec(a)
-    except AslError as e: raise ConfigError(str(e)) from None
-    return archs
+    return [check_field('arch', a) for a in archs]
 
-def _split(name, v):
-    if v not in SPLITS: raise ConfigError(f"Unknown split {v!r}: use one of {', '.join(SPLITS)}.")
-    return v
+def _yaml_number(v):
+    "`v` as a number when it is text that reads as one: YAML 1.1 reads `1e-2` as text"
+    if not isinstance(v, str): return v
+    try: return float(v)
+    except ValueError: return v
 
-_CHECKS = dict(data=_source, test_data=_source, archs=_archs, epochs=check_positive, size=check_positive, bs=check_positive,
-               per_class=lambda n,v: check_positive(n, v, optional=True), split=_split, pretrained=_flag,
-               lr=lambda n,v: _number(n, v, optional=True), nproc=check_positive, seed=_seed)
+_TRAIN = {f.name: f.type for f in fields(TrainConfig)}
+_CHECKS = dict(data=_source, test_data=_source, archs=_archs)
+
+def _check(name, v):
+    "`v` checked by the series' own rule for `name`, or else by the training configuration's"
+    if name in _CHECKS: return _CHECKS[name](name, v)
+    return check_field(name, _yaml_number(v) if 'float' in str(_TRAIN[name]) else v)
 
 def check_params(params:dict)->dict:
     "`PARAMS` updated with `params`, after checking every name, type and range (`ConfigError` names the first bad one)"
@@ -71,7 +56,7 @@ def check_params(params:dict)->dict:
     unknown = set(params) - set(PARAMS) - {'out', 'runs'}
     if unknown: raise ConfigError(f"Unknown parameter(s) {', '.join(sorted(map(str, unknown)))}: the series takes {', '.join(PARAMS)}.")
     p = {**PARAMS, **params}
-    return {**p, **{k: f(k, p[k]) for k, f in _CHECKS.items()}}
+    return {**p, **{k: _check(k, p[k]) for k in PARAMS}}
 
 # %% ../nbs/06_runner.ipynb #d921b89c
 def nbs_dir()->Path:

@@ -5,7 +5,7 @@
 import json, tempfile
 from pathlib import Path
 from fastcore.script import call_parse
-from asl_lib.data import synthetic_data
+from asl_lib.testing import synthetic_data
 from asl_lib.train import train
 
 @call_parse

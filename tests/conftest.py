@@ -1,12 +1,11 @@
 "Shared fixtures: small generated datasets, the simulated Kaggle serving them, and the real images in `$ASL_REAL_DATA` when this machine has them."
-import subprocess, sys, zipfile
+import os, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
-import asl_lib.data, asl_lib.testing
-from asl_lib.testing import simulated_kaggle_env
-# test support moves from asl_lib.data to asl_lib.testing (issue 12): take it from wherever it is
-make_synthetic = getattr(asl_lib.testing, 'make_synthetic', None) or asl_lib.data.make_synthetic
-real_data = getattr(asl_lib.testing, 'real_data', None) or asl_lib.data.real_data
+from asl_lib.testing import make_synthetic, real_data, simulated_kaggle_env
+
+# asl_lib's cache (resized copies, scan records) goes to a temporary folder, not the home folder; commands inherit it
+os.environ.setdefault('ASL_CACHE', tempfile.mkdtemp(prefix='asl_lib-test-cache-'))
 
 BIN = Path(sys.executable).parent
 GRASSKNOTED, DANRASBAND = 'grassknoted/asl-alphabet', 'danrasband/asl-alphabet-test'
@@ -48,7 +47,7 @@ def synth(tmp_path_factory):
 def real():
     "The real images under `$ASL_REAL_DATA` (set by .ci/run when ../shared/data exists); skips the test without them"
     p = real_data()
-    if p is None: pytest.skip('no real images: set ASL_REAL_DATA to a folder laid out like ../shared/data')
+    if p is None: pytest.skip('no real images: set ASL_REAL_DATA to a folder holding asl-alphabet/ and external-desk-29/')
     return p.parent
 
 @pytest.fixture(scope='session')

@@ -2,8 +2,8 @@
 import json, os, shutil, zipfile
 import pytest
 from asl_lib.core import MARKER
-from asl_lib.data import tree_hash, CLASSES
-from asl_lib.testing import simulated_kaggle_env, downloads
+from asl_lib.data import CLASSES
+from asl_lib.testing import simulated_kaggle_env, downloads, tree_hash
 from conftest import run_cli
 
 HANDLE = 'someone/asl-simulated'
@@ -176,3 +176,32 @@ def test_real_layouts(real):
     assert (json.loads(r.stdout)['layout'], json.loads(r.stdout)['missing']) == ('flat', ['del'])
     r = run_cli('asl-data', real/'external-desk-29', '--json')
     assert json.loads(r.stdout)['n_images'] == 870
+
+def test_scan_verifies_an_unchanged_tree_once(synth, tmp_path, monkeypatch):
+    "Images are decoded once per unchanged tree (memo, then the record in `$ASL_CACHE`); any change checks them again"
+    import asl_lib.data as data
+    monkeypatch.setenv('ASL_CACHE', str(tmp_path/'cache'))
+    d = shutil.copytree(synth['danrasband'], tmp_path/'d')
+    decoded, scans, check, scan = [], [], data.check_image, data.scan
+    monkeypatch.setattr(data, 'check_image', lambda p: decoded.append(p) or check(p))
+    monkeypatch.setattr(data, 'scan', lambda *a, **k: scans.append(a) or scan(*a, **k))
+    def n_decoded(new_process=False):
+        if new_process: data._verified.clear()
+        decoded.clear(); inv = scan(d)
+        return len(decoded), len(inv.items), len(inv.bad)
+    n = 29*4
+    assert n_decoded() == (n, n, 0)
+    assert n_decoded() == (0, n, 0)
+    assert n_decoded(new_process=True) == (0, n, 0)  # from the record on disk
+    assert list((tmp_path/'cache'/'scans').glob('d-*.json')) and not list(d.rglob('*.json'))
+    (d/'A/A0001_test.jpg').write_bytes((d/'A/A0001_test.jpg').read_bytes()[:200])  # changed
+    assert n_decoded(new_process=True) == (n, n-1, 1)
+    shutil.copy(d/'B/B0001_test.jpg', d/'B/B0099_test.jpg')  # added
+    assert n_decoded() == (n+1, n, 1)
+    os.utime(d/'C/C0001_test.jpg', ns=(10**18, 10**18))  # same bytes, new time
+    assert n_decoded() == (n+1, n, 1)
+    (d/'A/A0001_test.jpg').unlink()  # removed
+    assert n_decoded() == (n, n, 0)
+    monkeypatch.setenv('ASL_CACHE', str(tmp_path/'cache2')); data._verified.clear(); decoded.clear(); scans.clear()
+    data.asl_data(str(d), json=True)  # `asl-data` scans and decodes once
+    assert (len(scans), len(decoded)) == (1, n)

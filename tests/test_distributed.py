@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest, timm, torch, torchvision
 from torch import nn
 from fastai.vision.all import load_learner
-from asl_lib.data import make_synthetic
+from fastai.callback.tracker import TerminateOnNaNCallback
 from asl_lib.datablock import get_dls
 from asl_lib.distributed import launch, sync_batchnorm
-from asl_lib.models import arch_spec, seed_weights_cache
-from asl_lib.testing import downloads, simulated_kaggle_env
+from asl_lib.models import arch_spec
+from asl_lib.testing import downloads, make_synthetic, seed_weights_cache, simulated_kaggle_env
 from asl_lib.train import RUN_FILES
 from conftest import run_cli
 
@@ -21,9 +21,10 @@ def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
     seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())
     kw = dict(data=str(ddp_data), arch='resnet18', epochs=1, size=32, bs=16, lr=1e-2, pretrained=True, seed=3,
               out=str(tmp_path/'runs'), name='ddp', workers=0)
-    work = launch(2, kw, tmp_path/'work', probes=True)
+    work = launch(2, kw, tmp_path/'work', probes=True, cbs=[TerminateOnNaNCallback()])
     ranks = [json.loads((work/f'rank{r}.json').read_text()) for r in (0, 1)]
     assert [(r['rank'], r['world_size'], r['backend']) for r in ranks] == [(0, 2, 'gloo'), (1, 2, 'gloo')]
+    assert all(r['cbs'][-1] == 'TerminateOnNaNCallback' for r in ranks)  # the caller's callbacks reach every rank, after the probes
     run = tmp_path/'runs/ddp'
     m = json.loads((run/'metrics.json').read_text())
     assert all((run/f).exists() for f in RUN_FILES) and m['nproc'] == 2 and 'x 2 processes' in m['device']
@@ -69,6 +70,19 @@ def test_kaggle_handle_downloads_once_in_the_launcher(ddp_data, tmp_path):
     m = json.loads((run/'metrics.json').read_text())
     assert m['nproc'] == 2 and Path(m['data']).is_relative_to(tmp_path/'data')
     assert not list((tmp_path/'tmp').glob('asl-launch-*'))
+
+def test_callback_from_main_is_refused_before_launch(tmp_path):
+    "A callback class defined in `__main__` (a script, a notebook) cannot be unpickled by the ranks: one line naming the fix, no torchrun"
+    from asl_lib.core import ConfigError
+    from fastai.callback.core import Callback
+    Mine = type('Mine', (Callback,), {'__module__': '__main__'})
+    with pytest.raises(ConfigError, match='Mine is defined in __main__.*move it into a module'):
+        launch(2, dict(data='unused'), tmp_path/'work', cbs=[Mine()])
+    assert not (tmp_path/'work').exists()
+    from asl_lib.train import train  # the same from `train`, before anything is downloaded (this handle would be a download)
+    with pytest.raises(ConfigError, match='Mine is defined in __main__'):
+        train('nobody/no-such-dataset', nproc=2, out=tmp_path/'runs', cbs=[Mine()])
+    assert not (tmp_path/'runs').exists()
 
 @pytest.mark.parametrize('arch', ['resnet18', 'efficientnet_b0'])
 def test_sync_batchnorm_keeps_the_network(arch):
