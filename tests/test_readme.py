@@ -148,7 +148,7 @@ def world(tmp_path_factory, kaggle_zips):
     env = kaggle_env(base, kaggle_zips, honour_output_dir=False, HOME=str(home), TORCH_HOME=str(base/'torch'),
                      HF_HOME=str(base/'hf'), HF_HUB_CACHE=str(base/'hf'/'hub'), HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1')
     env['PATH'] = os.pathsep.join([str(BIN), env.get('PATH', '')])
-    seed = ("import torch, torchvision, timm\nfrom asl_lib.models import seed_weights_cache\n"
+    seed = ("import torch, torchvision, timm\nfrom asl_lib.testing import seed_weights_cache\n"
             "seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())\n"
             "seed_weights_cache('efficientnet_b0', timm.create_model('efficientnet_b0').state_dict())\n")
     subprocess.run([sys.executable, '-c', seed], env=env, check=True, capture_output=True)
