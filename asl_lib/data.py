@@ -6,9 +6,9 @@ Docs: https://asl-lib.github.io/asl_lib/data.html.md"""
 
 # %% auto #0
 __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'IMAGE_EXTS', 'normalize_label', 'label_from_name', 'frame_index',
-           'find_image_root', 'check_image', 'ImageLabeller', 'Inventory', 'cache_dir', 'scan', 'default_data_dir',
-           'is_kaggle_handle', 'kagglehub_cached', 'download_kaggle', 'extract_zip', 'get_inventory', 'get_data',
-           'check_inventory', 'asl_data', 'DataError', 'emit']
+           'find_image_root', 'check_image', 'ImageLabeller', 'Inventory', 'cache_dir', 'files_stamp', 'scan',
+           'default_data_dir', 'is_kaggle_handle', 'kagglehub_cached', 'download_kaggle', 'extract_zip',
+           'get_inventory', 'get_data', 'check_inventory', 'asl_data', 'DataError', 'emit']
 
 # %% ../nbs/00_data.ipynb #6bf759d8
 import hashlib, json, os, re, shutil, string, subprocess, sys, tempfile, warnings, zipfile, zlib
@@ -182,9 +182,12 @@ def cache_dir()->Path:
 _VERIFY_VERSION = 1  # bump when `check_image` changes what it finds
 _verified = {}  # in-process memo: resolved image root -> (fingerprint, {relative path: problem})
 
-def _fingerprint(root:Path, files:list)->str:
-    "A hash of the relative path, size and modification time of every one of `files`"
-    h = hashlib.sha256(f'{_VERIFY_VERSION}'.encode())
+def files_stamp(root:Path, # The folder `files` are below
+                files:list, # Files below `root`
+                salt='', # What else the stamp depends on (a format version, a size)
+               )->str:
+    "A hash of `salt` and the relative path, size and modification time of every one of `files`: equal means unchanged"
+    h = hashlib.sha256(f'{salt}'.encode())
     for p in files: st = p.stat(); h.update(f'{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()
 
@@ -214,7 +217,7 @@ def _write_record(root:Path, stamp:str, bad:dict):
 # %% ../nbs/00_data.ipynb #0c72c1f9
 def _verify(root:Path, files:list, n_workers:int|None=None)->dict:
     "Why each of `files` cannot be used (relative path -> problem), decoding them only when the tree changed since the last check"
-    key, stamp = str(root.resolve()), _fingerprint(root, files)
+    key, stamp = str(root.resolve()), files_stamp(root, files, _VERIFY_VERSION)
     if key in _verified and _verified[key][0] == stamp: return _verified[key][1]
     bad = _read_record(Path(key), stamp)
     if bad is None:

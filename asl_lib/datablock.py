@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
-from .data import CLASSES, ImageLabeller, Inventory, cache_dir, frame_index, label_from_name, normalize_label, scan
+from .data import CLASSES, ImageLabeller, Inventory, cache_dir, files_stamp, frame_index, label_from_name, normalize_label, scan
 from PIL import Image
 
 # %% ../nbs/01_datablock.ipynb #a1b4fe8f
@@ -139,9 +139,7 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
     cache = Path(cache or cache_dir())
     root = inv.root.resolve()
     dest = cache/f"{root.name}-{size}px-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
-    h = hashlib.sha256(str(size).encode())
-    for p in inv.items: st = p.stat(); h.update(f'{p.relative_to(inv.root)}|{st.st_size}|{st.st_mtime_ns}'.encode())
-    stamp = h.hexdigest()
+    stamp = files_stamp(inv.root, inv.items, size)
     if (dest/'.stamp').exists() and (dest/'.stamp').read_text() == stamp: return dest
     with owned_folder(dest, 'cache', replace=True, inputs=(inv.root,)) as tmp:  # replaces only our own stale copy
         with ThreadPoolExecutor(os.cpu_count()) as ex:
