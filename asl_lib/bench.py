@@ -195,7 +195,7 @@ def pipeline_line(p:dict)->str:
 
 @cli
 def asl_bench(data:str=GRASSKNOTED, # Kaggle handle or folder of training images
-              arch:str='resnet18', # Architecture: resnet18 or efficientnet_b0
+              arch:str='resnet18', # Architecture: resnet18, efficientnet_b0 or efficientnet_lite0
               size:int=64, # Image size in pixels
               bs:int=64, # Batch size
               per_class:int=None, # Cap on images per class

@@ -107,7 +107,7 @@ def seed_weights_cache(arch:str, # A key of `asl_lib.models.ARCHS`
     import torch
     from asl_lib.models import arch_spec, weights_cache_path
     spec = arch_spec(arch)
-    if spec.library == 'torchvision':
+    if spec.library == 'torchvision' or spec.package:  # a plain file in the torch hub cache
         dest = weights_cache_path(spec)
         dest.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state_dict, dest)

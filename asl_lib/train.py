@@ -131,7 +131,7 @@ def check_field(name:str, # A field of `TrainConfig`
 class TrainConfig:
     "Every parameter of one training run: what `train`, `asl-train`, `launch`, `metrics.json` and `asl-run` share"
     data:str|Path=GRASSKNOTED # Kaggle handle, folder or zip of training images (see `get_data`)
-    arch:str='resnet18' # Architecture, a key of `ARCHS`: resnet18 or efficientnet_b0
+    arch:str='resnet18' # Architecture, a key of `ARCHS`: resnet18, efficientnet_b0 or efficientnet_lite0
     epochs:int=3 # Epochs (after `freeze_epochs` frozen ones, when pretrained)
     size:int=128 # Image size in pixels
     bs:int=64 # Batch size
