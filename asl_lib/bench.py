@@ -143,7 +143,9 @@ def bench(data, # Kaggle handle or folder of training images (class folders), or
           arch:str='resnet18', size:int=64, bs:int=64, per_class:int|None=None, workers:int=0,
          )->dict:
     "Measure training, validation and loading speed, CPU latency and memory for `arch`, against the plain PyTorch loop"
-    spec, inv = arch_spec(arch), train_inventory(data)  # verified once; every loader below reuses it
+    spec = arch_spec(arch)
+    if spec.input != 'image': raise ConfigError(f"asl-bench measures image pipelines against a plain PyTorch loop; {arch} reads hand landmarks: use an image architecture.")
+    inv = train_inventory(data)  # verified once; every loader below reuses it
     root = inv.root
     kw = dict(size=size, bs=bs, per_class=per_class, workers=workers, stats=spec.stats)
     dls, plain_dls = get_dls(inv, **kw), get_dls(inv, augment=False, **kw)

@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
-           'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'remove_owned', 'partial_path',
-           'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
+           'ExtraError', 'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'remove_owned',
+           'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
 import json, os, shutil, sys, uuid, inspect
@@ -37,6 +37,9 @@ class LaunchError(AslError):
 
 class SeriesError(AslError):
     "A notebook of the series that failed"
+
+class ExtraError(AslError):
+    "An optional capability whose extra is not installed: the message names the install command"
 
 # %% ../nbs/00_core.ipynb #9f910c6e
 def check_positive(name:str, # The argument's name, as the user wrote it

@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['SPLITS', 'frame_blocks', 'FrameBlockSplitter', 'label_from_folder', 'label_func', 'sample_per_class', 'check_split',
-           'asl_splitter', 'asl_tfms', 'image_size', 'common_size', 'ResizeOdd', 'BatchResize', 'resized_copy',
-           'default_workers', 'get_dls', 'nearest_train_frame_gap']
+           'asl_splitter', 'asl_tfms', 'TrainWithout', 'image_size', 'common_size', 'ResizeOdd', 'BatchResize',
+           'resized_copy', 'default_workers', 'get_dls', 'nearest_train_frame_gap']
 
 # %% ../nbs/01_datablock.ipynb #ee03eb3a
 import hashlib, os, warnings
@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
+from .hands import HandCrop, LandmarkFeatures, N_FEATURES, hand_table
 from .data import CLASSES, ImageLabeller, Inventory, cache_dir, files_stamp, frame_index, label_from_name, normalize_label, scan
 from PIL import Image
 
@@ -92,11 +93,20 @@ def asl_tfms(size:int=128, # Width and height the model sees
              stats=imagenet_stats, # Normalisation statistics
              augment:bool=True, # Add the training augmentation
              common:tuple|None=None, # `(width, height)` the images share (see `common_size`): resize batches on the device
+             flip:bool=False, # Mirror training images left to right at random
             )->tuple[list, list]: # Item and batch transforms
-    "Item and batch transforms: resize to `size`, modest augmentation without flips, normalisation with `stats`"
-    aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_lighting=0.3, max_warp=0.1) if augment else []
+    "Item and batch transforms: resize to `size`, modest augmentation (mirroring only with `flip`), normalisation with `stats`"
+    aug = aug_transforms(do_flip=flip, max_rotate=10., max_zoom=1.1, max_lighting=0.3, max_warp=0.1) if augment else []
     if common is None: return [Resize(size, method=ResizeMethod.Squish)], [*aug, Normalize.from_stats(*stats)]
     return [ResizeOdd(common)], [BatchResize(size), *aug, Normalize.from_stats(*stats)]
+
+# %% ../nbs/01_datablock.ipynb #50e1ee3f
+class TrainWithout:
+    "`splitter`, with the items at the indices `drop` left out of training (validation keeps them)"
+    def __init__(self, splitter, drop:set): self.splitter, self.drop = splitter, set(drop)
+    def __call__(self, items)->tuple[list, list]:
+        train, valid = self.splitter(items)
+        return [i for i in train if i not in self.drop], list(valid)
 
 # %% ../nbs/01_datablock.ipynb #6f89934f
 def image_size(path:Path|str)->tuple:
@@ -171,6 +181,9 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
             device=None, # Where batches go (default: the GPU when there is one)
             cache:bool=False, # Train from a copy resized once to `size` (see `resized_copy`)
             batch_resize:bool=True, # Resize batches on the device when the images share one size (False: per-item CPU `Resize`)
+            crop:bool=False, # Square hand crops instead of whole photos (`asl_lib.hands.HandCrop`; no hand found: the whole photo)
+            flip:bool=False, # Mirror training images at random (ASL is signed with either hand; selfie cameras mirror)
+            landmarks:bool=False, # Items become hand landmark features (`LandmarkFeatures`, for the `landmarks` arch), not pixels
            )->DataLoaders:
     "Build `DataLoaders` for the ASL images under `path`"
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
@@ -178,13 +191,22 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
     check_split(split)
     inv = path if isinstance(path, Inventory) else scan(path)
     if not inv.items: raise DataError(f"{inv.root} has no usable images to train on.")
+    if cache and (crop or landmarks): raise ConfigError("cache=True resizes whole photos, but hands are found in the originals: drop cache with crop or landmarks.")
     if cache: inv = scan(resized_copy(inv, size), inv.layout, verify=False)
     items, labels = sample_per_class(inv, per_class, seed)
-    item_tfms, batch_tfms = asl_tfms(size, stats, augment, common_size(items) if batch_resize else None)
+    hands = hand_table(inv, items=items) if crop or landmarks else None  # detected once per dataset (cached); the transforms look them up
+    splitter = asl_splitter(labels, split, valid_pct, seed)
+    if landmarks:
+        item_tfms, batch_tfms = [LandmarkFeatures()], []
+        if not hands.found.any(): raise DataError(f"No hand found in the {len(items)} images of {inv.root}: a landmarks model has nothing to learn from (asl-hands shows the detection rates).")
+        missed = {i for i, (h, l) in enumerate(zip(hands.hands, labels)) if h is None and l != 'nothing'}
+        if missed: splitter = TrainWithout(splitter, missed)  # a letter without landmarks teaches nothing; validation keeps it
+    else:
+        item_tfms, batch_tfms = asl_tfms(size, stats, augment, common_size(items) if batch_resize and not crop else None, flip)
+        if crop: item_tfms = [HandCrop(), *item_tfms]
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=CLASSES)),
                        get_y=inv.labeller,
-                       splitter=asl_splitter(labels, split, valid_pct, seed),
-                       item_tfms=item_tfms, batch_tfms=batch_tfms)
+                       splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
     workers = default_workers() if workers is None else workers
     with torch.random.fork_rng():
         torch.manual_seed(seed)

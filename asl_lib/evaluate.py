@@ -21,7 +21,8 @@ from fastai.vision.all import *
 from .core import DataError, OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
 from .data import DANRASBAND, IMAGE_EXTS, Inventory, get_inventory
 from .plots import plot_confusion
-from .inference import load_model, model_file
+from .inference import hand_view, load_model, model_file
+from .hands import fresh_detection, hand_table
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
 def _scored_items(inv, vocab:list)->tuple:
@@ -102,6 +103,8 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     vocab = list(learn.dls.vocab)
     items, labels, notes = _scored_items(inv, vocab)
     if not items: raise DataError(f"{root} has no images of the classes {model} knows: {notes}")
+    view = hand_view(learn)
+    hands = hand_table(inv, items=items) if view else None  # detected once per test set (cached): every model reuses it
     with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl(items, bs=bs))  # stdout stays clean for --json
     pred = [vocab[i] for i in probs.argmax(1).tolist()]
     present = [c for c in vocab if c in set(labels)]
@@ -111,6 +114,9 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
                          support=int(rep[c]['support']), accuracy=rep[c]['recall']) for c in present}
     report = dict(model=str(model_file(model)), test=str(test), test_root=str(root), accuracy=float(np.mean(np.array(pred) == np.array(labels))),
                   n_images=len(items), n_classes_scored=len(present), macro_f1=rep['macro avg']['f1-score'], per_class=per_class,
+                  view=view or 'image', detection_rate=None if hands is None else float(hands.found.mean()),
+                  accuracy_with_hand=None if hands is None or not hands.found.any() else
+                      float(np.mean((np.array(pred) == np.array(labels))[hands.found])),
                   most_confused=most_confused(cm, vocab), **notes,
                   note=(f"Scored over the {len(present)} classes the test set shares with the model"
                         + (f"; it has no images of {', '.join(notes['missing_classes'])}" if notes['missing_classes'] else '')
@@ -126,20 +132,29 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     return dict(report, report_dir=str(dest))
 
 # %% ../nbs/04_evaluate.ipynb #af3d5639
-def cpu_latency_ms(learn:Learner, image, n:int=20)->dict:
-    "Median and 90th percentile milliseconds of one `learn.predict(image)` (load `learn` with `device='cpu'` to time the CPU)"
-    times = []
-    with learn.no_bar():
-        learn.predict(image)
-        for _ in range(n):
-            t = time.perf_counter(); learn.predict(image); times.append((time.perf_counter() - t) * 1000)
+def cpu_latency_ms(learn:Learner, image, n:int=20,
+                   threads:int|None=1, # torch threads while timing (None: as set): one thread measures the model, not the machine's load
+                  )->dict:
+    "Median and 90th percentile milliseconds of one `learn.predict(image)`, hand detection included (load with `device='cpu'` to time the CPU)"
+    times, saved = [], torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try:
+        with learn.no_bar(), fresh_detection():
+            learn.predict(image)
+            for _ in range(n):
+                t = time.perf_counter(); learn.predict(image); times.append((time.perf_counter() - t) * 1000)
+    finally: torch.set_num_threads(saved)
     return dict(median=float(np.median(times)), p90=float(np.percentile(times, 90)))
 
 def compare_runs(runs:list, # Run folders
-                 test:str|Path|Inventory=DANRASBAND, # The external test set (its report in each run is reused when there is one)
+                 test:str|Path|Inventory|list=DANRASBAND, # The external test set, or a list of them (its report in each run is reused when there is one)
                  out:Path|str|None=None, # Save the table as CSV here
                 )->pd.DataFrame:
-    "A table comparing runs: validation and external accuracy, parameters, model size and CPU latency"
+    "A table comparing runs: validation and external accuracy and macro F1, hand detection, parameters, model size and CPU latency"
+    if isinstance(test, (list, tuple)):  # one row per run and test set
+        df = pd.concat([compare_runs(runs, t) for t in test], ignore_index=True)
+        if out: df.to_csv(out, index=False)
+        return df
     inv = _test_set(test)  # scanned once for all runs
     if isinstance(test, Inventory): test = inv.root
     rows, root = [], inv.root
@@ -148,8 +163,9 @@ def compare_runs(runs:list, # Run folders
         saved = eval_dir(run, test, root)
         rep = json.loads((saved/'report.json').read_text()) if _same_root(saved, root) else evaluate(run, inv)
         img = next((p for p in Path(rep['test_root']).rglob('*') if p.suffix.lower() in IMAGE_EXTS), None)
-        rows.append(dict(run=run.name, arch=m['arch'], split=m['split'], size=m['size'], valid_accuracy=m['valid_accuracy'],
-                         external_accuracy=rep['accuracy'], external_test=Path(str(test)).name, params_m=m['n_params']/1e6,
+        rows.append(dict(run=run.name, arch=m['arch'], view=rep.get('view', 'image'), flip=m.get('flip', False), split=m['split'],
+                         size=m['size'], valid_accuracy=m['valid_accuracy'], external_accuracy=rep['accuracy'], macro_f1=rep['macro_f1'],
+                         detection_rate=rep.get('detection_rate'), external_test=Path(str(test)).name, params_m=m['n_params']/1e6,
                          model_mb=next(run/f for f in ('model.pth', 'model.pkl') if (run/f).exists()).stat().st_size/2**20,
                          cpu_ms_per_image=cpu_latency_ms(load_model(run, device='cpu'), img)['median']))
     df = pd.DataFrame(rows)

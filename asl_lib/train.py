@@ -1,4 +1,4 @@
-"""Fine-tune ResNet18 or EfficientNet-B0 and keep everything about the run in its own folder.
+"""Fine-tune an image model (or train the hand-landmark model) and keep everything about the run in its own folder.
 
 Docs: https://asl-lib.github.io/asl_lib/train.html.md"""
 
@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/train.html.md"""
 
 # %% auto #0
 __all__ = ['FIELD_CHECKS', 'RUN_FILES', 'EpochHistory', 'save_history', 'next_run_dir', 'run_folder', 'validation_report',
-           'check_field', 'TrainConfig', 'train_config', 'check_train_config', 'train', 'check_run', 'asl_train',
-           'plot_confusion']
+           'check_field', 'TrainConfig', 'train_config', 'check_train_config', 'default_run_name', 'train', 'check_run',
+           'asl_train', 'plot_confusion']
 
 # %% ../nbs/03_train.ipynb #a451cefe
 import inspect, json, sys, time, warnings
@@ -26,6 +26,7 @@ from .core import (ConfigError, DataError, OutputError, check_output, check_posi
 from .data import GRASSKNOTED, get_data, get_inventory
 from .datablock import check_split, get_dls
 from .models import ARCHS, arch_spec, create_learner, export_portable
+from .hands import mediapipe_hands
 from .plots import plot_confusion, plot_history  # `asl_lib.train.plot_confusion` keeps working
 _all_ = ['plot_confusion']  # it lived here before `asl_lib.plots`
 from .lr_find import find_lr
@@ -117,7 +118,7 @@ FIELD_CHECKS = dict(data=_data, arch=_arch, epochs=_positive(), size=_positive()
                     split=_split, valid_pct=_number(0, 1, low_ok=False), lr=_number(0, low_ok=False, optional=True), pretrained=_flag,
                     seed=_number(integer=True), out=_text(), name=_text(optional=True), overwrite=_flag,
                     workers=_number(0, integer=True, optional=True), freeze_epochs=_number(0, integer=True), lr_num_it=_positive(),
-                    nproc=_positive(), reproducible=_flag, timeout=_number(0, low_ok=False))
+                    nproc=_positive(), reproducible=_flag, timeout=_number(0, low_ok=False), crop=_flag, flip=_flag)
 
 def check_field(name:str, # A field of `TrainConfig`
                 value, # A value for it
@@ -131,7 +132,7 @@ def check_field(name:str, # A field of `TrainConfig`
 class TrainConfig:
     "Every parameter of one training run: what `train`, `asl-train`, `launch`, `metrics.json` and `asl-run` share"
     data:str|Path=GRASSKNOTED # Kaggle handle, folder or zip of training images (see `get_data`)
-    arch:str='resnet18' # Architecture, a key of `ARCHS`: resnet18, efficientnet_b0 or efficientnet_lite0
+    arch:str='resnet18' # Architecture, a key of `ARCHS`: resnet18, efficientnet_b0, efficientnet_lite0, or landmarks (hand landmarks: needs asl_lib[hands])
     epochs:int=3 # Epochs (after `freeze_epochs` frozen ones, when pretrained)
     size:int=128 # Image size in pixels
     bs:int=64 # Batch size
@@ -150,6 +151,8 @@ class TrainConfig:
     nproc:int=1 # Processes: one per GPU (NCCL), or CPU processes (gloo); >1 launches them with torchrun
     reproducible:bool=False # Deterministic cuDNN kernels (slower); otherwise cuDNN benchmark mode
     timeout:float=60 # Minutes the processes of a multi-process run wait for each other (downloads, scans, lr_find)
+    crop:bool=False # Image models: train and predict on square hand crops (MediaPipe; a photo without a detected hand stays whole)
+    flip:bool=False # Image models: mirror training images at random (ASL is signed with either hand; selfie cameras mirror)
 
     def __post_init__(self): self.check()
 
@@ -183,6 +186,11 @@ def _local(data)->Path|None:
     p = Path(data).expanduser()
     return p.absolute() if p.exists() else None
 
+def default_run_name(cfg:'TrainConfig')->str:
+    "The run folder's name when none is given: `<arch>-<split>-<size>px`, `-hand` for crops, `-flip` with flips (`landmarks-<split>`)"
+    if ARCHS[cfg.arch].input == 'landmarks': return f'{cfg.arch}-{cfg.split}'
+    return f'{cfg.arch}-{cfg.split}-{cfg.size}px' + '-hand'*cfg.crop + '-flip'*cfg.flip
+
 def _takes_config(f):
     "Give `f(*args, <keyword-only>, **kwargs)` the fields of `TrainConfig` as its parameters, their defaults and docments"
     own = [p for p in inspect.signature(f).parameters.values() if p.kind == p.KEYWORD_ONLY]
@@ -199,7 +207,8 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
     cfg = TrainConfig.of(*args, **kwargs)  # checked before any work: a bad value costs a message
     spec, out, local = arch_spec(cfg.arch), Path(cfg.out).expanduser().absolute(), _local(cfg.data)
     if local: cfg.data = local
-    final = next_run_dir(out, cfg.name or f'{cfg.arch}-{cfg.split}-{cfg.size}px', cfg.overwrite)
+    final = next_run_dir(out, cfg.name or default_run_name(cfg), cfg.overwrite)
+    if spec.input == 'landmarks' or cfg.crop: mediapipe_hands()  # a missing extra is one message, before any download
     if num_distrib() <= 1:  # the process the user started
         check_torch_build()
         if cfg.nproc > 1: check_nproc(cfg.nproc)
@@ -224,8 +233,10 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
         inv = rank0_value(get_inventory, cfg.data, part='train')  # one scan: a folder here when launched (the launcher got it ready)
         root = inv.root
         if rank == 0: check_output(final, [root], 'run folder')
-        dls = get_dls(inv, cfg.size, cfg.bs, cfg.split, cfg.valid_pct, cfg.seed, cfg.per_class, cfg.workers, stats=spec.stats)
-        learn = create_learner(dls, cfg.arch, cfg.pretrained)
+        dls = get_dls(inv, cfg.size, cfg.bs, cfg.split, cfg.valid_pct, cfg.seed, cfg.per_class, cfg.workers, stats=spec.stats,
+                      crop=cfg.crop, flip=cfg.flip, landmarks=spec.input == 'landmarks')
+        pretrained = cfg.pretrained and spec.pretrainable  # the landmark model has no ImageNet weights: it trains from scratch
+        learn = create_learner(dls, cfg.arch, pretrained)
         learn.path, learn.model_dir = run, '.'
         start = time.time()
         lr_info = rank0_value(find_lr, learn, run, cfg.lr_num_it) if cfg.lr is None else dict(lr=cfg.lr, suggestion='given')
@@ -233,7 +244,7 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
         cbs = [history, SaveModelCallback(monitor='accuracy', fname='best', reset_on_fit=False), *(cbs or [])]
         if num_distrib() > 1 and torch.cuda.is_available(): learn.model = sync_batchnorm(learn.model)
         with learn.distrib_ctx(**distrib_kwargs()) if num_distrib() > 1 else nullcontext():
-            if cfg.pretrained: learn.fine_tune(cfg.epochs, lr_info['lr'], freeze_epochs=cfg.freeze_epochs, cbs=cbs)
+            if pretrained: learn.fine_tune(cfg.epochs, lr_info['lr'], freeze_epochs=cfg.freeze_epochs, cbs=cbs)
             else: learn.fit_one_cycle(cfg.epochs, lr_info['lr'], cbs=cbs)
         seconds = time.time() - start
         barrier()  # every rank has finished training before rank 0 goes on alone
@@ -246,8 +257,9 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
             learn.export(run/'model.pkl')
             export_portable(learn, run, cfg.size)  # the safe, weights-only route `load_model` takes by default
         config = asdict(replace(cfg, data=str(cfg.data), out=str(out), name=final.name))
-        metrics = dict(arch=cfg.arch, library=spec.library, pretrained=cfg.pretrained, split=cfg.split, valid_pct=cfg.valid_pct,
-                       size=cfg.size, bs=cfg.bs, epochs=cfg.epochs, freeze_epochs=cfg.freeze_epochs if cfg.pretrained else 0,
+        metrics = dict(arch=cfg.arch, library=spec.library, input=spec.input, crop=cfg.crop, flip=cfg.flip, pretrained=pretrained,
+                       split=cfg.split, valid_pct=cfg.valid_pct,
+                       size=cfg.size if spec.input == 'image' else None, bs=cfg.bs, epochs=cfg.epochs, freeze_epochs=cfg.freeze_epochs if pretrained else 0,
                        per_class=cfg.per_class, seed=cfg.seed, lr=lr_info['lr'], lr_source=lr_info['suggestion'], nproc=n_ranks,
                        n_train=len(dls.train_ds), **report, best_epoch=int(df['accuracy'].idxmax()), train_seconds=round(seconds, 2),
                        n_params=sum(p.numel() for p in learn.model.parameters()), device=device_summary(n_ranks),

@@ -1,7 +1,8 @@
 """The README is a test: every command of its ```sh blocks runs verbatim, in README order, from one fresh working folder.
 
 Only two things are added, both through documented means: the data sources are swapped for the simulated Kaggle (generated zips
-served for the two Kaggle handles; downloads under a temporary `ASL_DATA`), and sizes are kept tiny by APPENDING documented flags
+served for the two Kaggle handles; downloads under a temporary `ASL_DATA`; made-up hands in the generated images for the hand
+commands), and sizes are kept tiny by APPENDING documented flags
 (argparse and `-p` let a later value override an earlier one). Pretrained weights come from caches seeded in temporary folders
 (`TORCH_HOME`, `HF_HOME`), so `pretrained` commands run without a network. Files the README assumes the user has (`photo.jpg`,
 `~/Downloads/asl-alphabet-test.zip`) are generated in the fresh folder (and a temporary `HOME`).
@@ -33,12 +34,12 @@ def tiny_flags(name:str, args:list)->list:
     return []
 
 def default_run_name(args:list)->str:
-    "The run folder name `asl-train` gives for the README's `args`: `<arch>-<split>-<size>px`"
-    import inspect
-    from asl_lib.train import train
-    d = {k: v.default for k, v in inspect.signature(train).parameters.items()}
+    "The run folder name `asl-train` gives for the README's `args` (`asl_lib.train.default_run_name` of their config)"
+    from asl_lib.train import TrainConfig, default_run_name as run_name
+    d = TrainConfig()
     def opt(flag, default): return args[args.index(flag)+1] if flag in args[:-1] else default
-    return f"{opt('--arch', d['arch'])}-{opt('--split', d['split'])}-{opt('--size', d['size'])}px"
+    return run_name(TrainConfig(arch=opt('--arch', d.arch), split=opt('--split', d.split), size=int(opt('--size', d.size)),
+                                crop='--crop' in args, flip='--flip' in args))
 
 def sh_commands(md:str)->list:
     "Every command line of the ```sh blocks of `md`, in order (continuation lines joined, comment lines left out)"
@@ -108,6 +109,8 @@ def expect(name:str, args:list, r, cwd:Path):
         assert len(r.stdout.strip().splitlines()) == len(images), r.stdout
     elif name == 'asl-run':  # the series folder last, holding the executed notebooks, the run folders and their reports
         check_series(cwd/last_line(r.stdout))
+    elif name == 'asl-hands':  # the detection report, its total last
+        assert re.match(r'\d+ hands in \d+ images of ', last_line(r.stdout)), r.stdout
     elif name == 'asl-data':  # the image root last, or JSON
         if '--json' in args: json.loads(r.stdout)
         else: assert (cwd/last_line(r.stdout)).is_dir(), r.stdout
@@ -146,7 +149,8 @@ def world(tmp_path_factory, kaggle_zips):
     home.mkdir()
     # kagglehub ignoring `output_dir` and serving its own folder, as on Kaggle notebooks and Colab: the more dangerous mode
     env = kaggle_env(base, kaggle_zips, honour_output_dir=False, HOME=str(home), TORCH_HOME=str(base/'torch'),
-                     HF_HOME=str(base/'hf'), HF_HUB_CACHE=str(base/'hf'/'hub'), HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1')
+                     HF_HOME=str(base/'hf'), HF_HUB_CACHE=str(base/'hf'/'hub'), HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1',
+                     ASL_FAKE_HANDS='1')  # generated images hold no hands: made-up ones (asl_lib.testing.FakeHandDetector), through the same sitecustomize
     env['PATH'] = os.pathsep.join([str(BIN), env.get('PATH', '')])
     seed = ("import torch, torchvision, timm\nfrom asl_lib.testing import seed_weights_cache\n"
             "seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())\n"
