@@ -48,7 +48,7 @@ def mediapipe_hands():
     try: import google.protobuf as pb
     except ImportError: raise ExtraError(f"Hand landmarks need protobuf: {INSTALL_HANDS}") from None
     if int(pb.__version__.split('.')[0]) >= 7:
-        raise ExtraError(f"mediapipe {MEDIAPIPE_VERSION} does not run with protobuf {pb.__version__}: pip install \"protobuf<7\".")
+        raise ExtraError(f"mediapipe {MEDIAPIPE_VERSION} does not run with protobuf {pb.__version__}: pip install \"protobuf<6\".")
     try:
         with _quiet_notice(): import mediapipe as mp
         solution = mp.solutions.hands

@@ -104,7 +104,7 @@ def test_mediapipe_without_hand_model(kind, protobuf6, monkeypatch, tmp_path):
 def test_protobuf_7(protobuf6, monkeypatch):
     monkeypatch.setattr(protobuf6, '__version__', '7.36.2')
     msg = one_line_error()
-    assert 'protobuf<7' in msg and '7.36.2' in msg, msg
+    assert 'protobuf<6' in msg and '7.36.2' in msg, msg
 
 # --- real photos (only where $ASL_REAL_DATA has them)
 
