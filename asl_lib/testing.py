@@ -222,13 +222,12 @@ def simulated_kaggle_env(folder:Path|str, # A folder for the simulation's files 
                          env:dict|None=None, # The environment to extend (default: `os.environ`)
                         )->dict: # The environment for `subprocess.run(..., env=...)`
     "An environment in which every Python subprocess (commands, torchrun ranks, notebook kernels) sees the simulated Kaggle"
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    (folder/'sitecustomize.py').write_text(_SITECUSTOMIZE)
+    folder = _sitecustomize(folder)
     cfg = dict(datasets=None if datasets is None else {k: str(Path(v).absolute()) for k, v in datasets.items()},
                honour_output_dir=honour_output_dir, cache=str(folder/'kagglehub'), log=str(folder/'downloads.log'))
     (folder/'config.json').write_text(json.dumps(cfg))
     env = dict(os.environ if env is None else env)
-    env['PYTHONPATH'] = os.pathsep.join([str(folder), *filter(None, [env.get('PYTHONPATH')])])
+    env['PYTHONPATH'] = os.pathsep.join([str(folder), *filter(None, [env.get('PYTHONPATH')])])  # `folder` holds the sitecustomize
     env['ASL_SIMULATED_KAGGLE'] = str(folder/'config.json')
     return env
 
