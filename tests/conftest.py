@@ -2,6 +2,12 @@
 import os, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
+
+# pytest-xdist workers share the cores: each worker's torch, and every command a test starts, gets cores // workers threads. Two
+# torch processes with 2 OpenMP threads each on 2 cores spin against each other (measured: a ResNet18 step on a loaded 2-core
+# machine took 5 s with 2 threads, 0.6 s with 1). Set before asl_lib.testing imports torch; an explicit OMP_NUM_THREADS wins.
+if (_workers := int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))) > 1:
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _workers)))
 from asl_lib.testing import make_synthetic, real_data, simulated_kaggle_env
 
 # asl_lib's cache (resized copies, scan records) goes to a temporary folder, not the home folder; commands inherit it
