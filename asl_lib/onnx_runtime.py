@@ -8,7 +8,7 @@ Docs: https://asl-lib.github.io/asl_lib/onnx_runtime.html.md"""
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'ONNX_NAME', 'MAX_PIXELS', 'sidecar_path', 'find_onnx', 'read_sidecar', 'ImageTooLarge',
            'read_image', 'preprocess', 'onnxruntime', 'OnnxModel', 'load_onnx']
 
-# %% ../nbs/11a_onnx_runtime.ipynb #0cc89fec
+# %% ../nbs/11a_onnx_runtime.ipynb #e0599efd
 import json
 from io import BytesIO
 from pathlib import Path
@@ -18,7 +18,7 @@ from PIL import Image
 
 from .core import DataError, ExtraError, ModelFileError, check_positive
 
-# %% ../nbs/11a_onnx_runtime.ipynb #e63612ef
+# %% ../nbs/11a_onnx_runtime.ipynb #a25d7858
 FORMAT = 'asl_lib-onnx'
 FORMAT_VERSION = 1
 ONNX_NAME = 'model.onnx'
@@ -53,7 +53,7 @@ def read_sidecar(onnx:Path|str, # The ONNX file
     if meta['input'] != 'image': raise ModelFileError(f"{f} describes a model that reads {meta['input']!r}, not images: asl_lib's ONNX runtime reads images only.")
     return meta
 
-# %% ../nbs/11a_onnx_runtime.ipynb #9f671efb
+# %% ../nbs/11a_onnx_runtime.ipynb #ba35248a
 class ImageTooLarge(DataError):
     "An image with more pixels than allowed (`MAX_PIXELS`): a decompression bomb, or a photo to shrink first"
 
@@ -82,6 +82,7 @@ def read_image(src, # A path, bytes, a PIL image, or an HxWx3 uint8 array
             return im.convert('RGB')
     except ImageTooLarge: raise
     except Image.DecompressionBombError as e: raise ImageTooLarge(f"{name}: {e}") from None
+    except Image.UnidentifiedImageError: raise DataError(f"{name}: not an image (PIL recognises no image format in it)") from None
     except Exception as e: raise DataError(f"{name}: not an image PIL can read ({type(e).__name__}: {str(e)[:120]})") from None
 
 def preprocess(img:Image.Image, # An RGB image from `read_image`
@@ -92,7 +93,7 @@ def preprocess(img:Image.Image, # An RGB image from `read_image`
     x = np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float32) / np.float32(255)
     return ((x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(2, 0, 1)
 
-# %% ../nbs/11a_onnx_runtime.ipynb #775f70e3
+# %% ../nbs/11a_onnx_runtime.ipynb #8373a53c
 def onnxruntime(extra:str='serve', # The extra to name in the error
                ):
     "The onnxruntime module, imported on first use: without it an `ExtraError` naming `pip install \"asl_lib[extra]\"`"
