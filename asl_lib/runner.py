@@ -24,7 +24,7 @@ from .train import TrainConfig, check_field
 # %% ../nbs/06_runner.ipynb #51f79916
 SERIES = ('00_data.ipynb', '01_datablock.ipynb', '02_lr_find.ipynb', '03_train.ipynb', '04_evaluate.ipynb', '05_inference.ipynb')
 PARAMS = dict(data=None, test_data=None, archs=['resnet18', 'efficientnet_b0'], epochs=1, size=32, bs=32, per_class=None,
-              split='block', pretrained=False, crop=False, flip=False, lr=1e-2, nproc=1, seed=42)
+              split='block', pretrained=False, crop=False, flip=False, track=False, lr=1e-2, nproc=1, seed=42)
 
 def _source(name, v):
     if v is not None and not isinstance(v, str): raise ConfigError(f"{name} must be a Kaggle handle or a path (or null), not {v!r}.")

@@ -8,8 +8,8 @@ Docs: https://asl-lib.github.io/asl_lib/testing.html.md"""
 __all__ = ['SYNTHETIC_LAYOUTS', 'make_synthetic', 'real_data', 'synthetic_data', 'data_or_synthetic', 'tree_hash',
            'seed_weights_cache', 'chance_pvalue', 'assert_beats_chance', 'assert_better', 'fake_dataset_download',
            'simulated_kaggle', 'offline_kaggle', 'simulated_download', 'simulated_kaggle_env', 'downloads',
-           'FakeHandDetector', 'install_fake_hands', 'fake_hands', 'fake_hands_env', 'ShardLog', 'FailAfterEpoch',
-           'record_writes']
+           'FakeHandDetector', 'install_fake_hands', 'fake_hands', 'fake_hands_env', 'prune_trials', 'ShardLog',
+           'FailAfterEpoch', 'record_writes']
 
 # %% ../nbs/98_testing.ipynb #8e7eb908
 import hashlib, json, os, shutil, sys, tempfile, warnings, zipfile
@@ -289,6 +289,14 @@ def fake_hands_env(folder:Path|str, # A folder for the sitecustomize and the fak
     env['PYTHONPATH'] = os.pathsep.join([str(_sitecustomize(folder)), *filter(None, [env.get('PYTHONPATH')])])
     env['ASL_FAKE_HANDS'], env['ASL_CACHE'] = '1', str(Path(folder)/'cache')
     return env
+
+# %% ../nbs/98_testing.ipynb #ea5a911c
+def prune_trials(*numbers:int):
+    "An Optuna pruner that prunes the trials numbered `numbers` at their first report, and no others"
+    import optuna
+    class PruneTrials(optuna.pruners.BasePruner):
+        def prune(self, study, trial): return trial.number in numbers
+    return PruneTrials()
 
 # %% ../nbs/98_testing.ipynb #65b81f36
 from fastai.callback.core import Callback

@@ -118,7 +118,7 @@ FIELD_CHECKS = dict(data=_data, arch=_arch, epochs=_positive(), size=_positive()
                     split=_split, valid_pct=_number(0, 1, low_ok=False), lr=_number(0, low_ok=False, optional=True), pretrained=_flag,
                     seed=_number(integer=True), out=_text(), name=_text(optional=True), overwrite=_flag,
                     workers=_number(0, integer=True, optional=True), freeze_epochs=_number(0, integer=True), lr_num_it=_positive(),
-                    nproc=_positive(), reproducible=_flag, timeout=_number(0, low_ok=False), crop=_flag, flip=_flag)
+                    nproc=_positive(), reproducible=_flag, timeout=_number(0, low_ok=False), crop=_flag, flip=_flag, track=_flag)
 
 def check_field(name:str, # A field of `TrainConfig`
                 value, # A value for it
@@ -153,6 +153,7 @@ class TrainConfig:
     timeout:float=60 # Minutes the processes of a multi-process run wait for each other (downloads, scans, lr_find)
     crop:bool=False # Image models: train and predict on square hand crops (MediaPipe; a photo without a detected hand stays whole)
     flip:bool=False # Image models: mirror training images at random (ASL is signed with either hand; selfie cameras mirror)
+    track:bool=False # Log the finished run to MLflow (needs asl_lib[track]; `MLFLOW_TRACKING_URI`, else sqlite in `out`: see `asl_lib.track`)
 
     def __post_init__(self): self.check()
 
@@ -209,6 +210,7 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
     if local: cfg.data = local
     final = next_run_dir(out, cfg.name or default_run_name(cfg), cfg.overwrite)
     if spec.input == 'landmarks' or cfg.crop: mediapipe_hands()  # a missing extra is one message, before any download
+    if cfg.track: from asl_lib.track import mlflow_module; mlflow_module()  # likewise (imported here only: `track` is a layer above)
     if num_distrib() <= 1:  # the process the user started
         check_torch_build()
         if cfg.nproc > 1: check_nproc(cfg.nproc)
@@ -266,6 +268,7 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
                        vocab=list(dls.vocab), data=str(root), config=config,
                        versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
         (run/'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
+    if cfg.track: from asl_lib.track import log_run; log_run(final)  # the complete folder, by rank 0
     return final
 
 # %% ../nbs/03_train.ipynb #fad0edab
