@@ -192,6 +192,15 @@ def default_run_name(cfg:'TrainConfig')->str:
     if ARCHS[cfg.arch].input == 'landmarks': return f'{cfg.arch}-{cfg.split}'
     return f'{cfg.arch}-{cfg.split}-{cfg.size}px' + '-hand'*cfg.crop + '-flip'*cfg.flip
 
+def _track(run:Path):
+    "Log the complete run folder `run` to MLflow; a failure says the run is safe and how to log it later"
+    from asl_lib.track import log_run, tracking_uri
+    try: log_run(run)
+    except Exception as e:
+        raise OutputError(f"{run} is complete, but logging it to MLflow ({tracking_uri(run.parent)}) failed: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}. Log it later with "
+                          f"`asl_lib.track.log_run('{run}')`.") from e
+
 def _takes_config(f):
     "Give `f(*args, <keyword-only>, **kwargs)` the fields of `TrainConfig` as its parameters, their defaults and docments"
     own = [p for p in inspect.signature(f).parameters.values() if p.kind == p.KEYWORD_ONLY]
@@ -268,7 +277,7 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
                        vocab=list(dls.vocab), data=str(root), config=config,
                        versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
         (run/'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
-    if cfg.track: from asl_lib.track import log_run; log_run(final)  # the complete folder, by rank 0
+    if cfg.track: _track(final)  # the complete folder, by rank 0
     return final
 
 # %% ../nbs/03_train.ipynb #fad0edab

@@ -176,9 +176,44 @@ def _param(i, c):
     name = with_tiny_flags(c)[1]
     return pytest.param(c, id=f'{i}-{name or c.split()[0]}')
 
+# Commands that start a server (until Ctrl-C) and the page that answers once it is up. The README test starts each one in the
+# background on a free port (appended `--port`: the last value wins), waits for that page, then stops its process group.
+SERVERS = {'asl-serve': '/health', 'asl-demo': '/', 'mlflow': '/', 'optuna-dashboard': '/'}
+
+def server_of(cmd:str)->str|None:
+    "The `SERVERS` key of the README line `cmd` when it starts a server"
+    words = cmd.split()
+    return next((k for k in SERVERS if words and words[0] == k), None)
+
+def free_port()->int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def check_server(line:str, name:str, cwd:Path, env:dict, timeout:float=180):
+    "Start the server command `line` on a free port, wait until its page answers 200, and stop it (its whole process group)"
+    import signal, time, urllib.request
+    port = free_port()
+    p = subprocess.Popen(['bash', '-c', f'exec {line} --port {port}'], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    try:
+        start, url = time.time(), f'http://127.0.0.1:{port}{SERVERS[name]}'
+        while True:
+            assert p.poll() is None, f'{line} stopped:\n{p.stdout.read()[-4000:]}'
+            assert time.time() - start < timeout, f'{url} did not answer in {timeout}s'
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200: return
+            except OSError: time.sleep(1)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGTERM)
+        try: p.wait(20)
+        except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+        p.stdout.close()
+
 @pytest.mark.parametrize('cmd', [_param(i, c) for i, c in enumerate(README_CMDS)])
 def test_readme_command(cmd, world):
     "One README command, verbatim plus tiny flags, run by bash in the shared fresh folder; README order is the test order"
+    if name := server_of(cmd): return check_server(with_tiny_flags(cmd)[0], name, world['cwd'], world['env'])
     line, name, args = with_tiny_flags(cmd)
     if name: provide_assumed_files(name, args, world['cwd'], world['home'], world['zips'])
     env = world['env']

@@ -79,3 +79,13 @@ def test_missing_mlflow_is_one_line(synth, tmp_path):
         with pytest.raises(ExtraError) as e: train(synth['grassknoted'], epochs=1, size=32, pretrained=False, out=tmp_path, track=True)
     assert 'pip install "asl_lib[track]"' in str(e.value) and len(str(e.value).splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+def test_tracking_failure_says_the_run_is_complete(tmp_path, monkeypatch):
+    "MLflow failing after training (a server down) is one line that says the run folder is complete and how to log it later"
+    import asl_lib.track
+    from asl_lib.core import OutputError
+    from asl_lib.train import _track
+    def down(run): raise ConnectionError('tracking server down\nmore detail')
+    monkeypatch.setattr(asl_lib.track, 'log_run', down)
+    with pytest.raises(OutputError, match='is complete, but logging it to MLflow') as e: _track(tmp_path/'resnet18-block-32px')
+    assert 'ConnectionError: tracking server down.' in str(e.value) and "log_run('" in str(e.value) and '\n' not in str(e.value)
