@@ -62,3 +62,23 @@ def test_machines_need_an_endpoint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == 'error: nnodes=2 needs rdzv_endpoint: pass --rdzv-endpoint HOST:PORT, machine 0\'s address (the same on every machine).\n', err
     assert not (tmp_path/'runs').exists()
+
+def test_taken_name_is_refused_on_every_machine(data, tmp_path):
+    "Several machines never pick a -2 (they could disagree): a taken name is an error before the rendezvous, on any machine"
+    from asl_lib.core import OutputError
+    from asl_lib.train import train
+    (tmp_path/'runs'/'r').mkdir(parents=True)
+    for rank in (0, 1):
+        with pytest.raises(OutputError, match='already exists: a run on several machines takes its name as given'):
+            train(data, out=tmp_path/'runs', name='r', nnodes=2, node_rank=rank, rdzv_endpoint='127.0.0.1:1')
+    assert [p.name for p in (tmp_path/'runs').iterdir()] == ['r']
+
+def test_launcher_sets_the_processes(tmp_path, monkeypatch):
+    "Under someone else's launcher (WORLD_SIZE > 1, no group yet), --nproc and --nnodes are a one-line error, not a second launch"
+    from asl_lib.core import ConfigError
+    from asl_lib.train import train
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    for kw in (dict(nproc=2), dict(nnodes=2, rdzv_endpoint='127.0.0.1:1')):
+        with pytest.raises(ConfigError, match='already one of 2 ranks that a launcher started: drop nproc and nnodes'):
+            train(tmp_path/'none', out=tmp_path/'runs', **kw)
+    assert not (tmp_path/'runs').exists()
