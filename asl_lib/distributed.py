@@ -6,10 +6,11 @@ Docs: https://asl-lib.github.io/asl_lib/distributed.html.md"""
 
 # %% auto #0
 __all__ = ['patch_fastai_for_cpu', 'distrib_kwargs', 'sync_batchnorm', 'gpu_driver_present', 'check_torch_build', 'check_nproc',
-           'device_summary', 'setup_rank', 'barrier', 'alone', 'rank0_value', 'pickle_for_ranks', 'run_rank', 'launch']
+           'device_summary', 'setup_rank', 'barrier', 'alone', 'rank0_value', 'pickle_for_ranks', 'run_rank',
+           'torchrun_args', 'launch', 'launched_outside', 'join_launcher']
 
 # %% ../nbs/02a_distributed.ipynb #81b65321
-import importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile
+import atexit, importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile, threading
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -168,6 +169,18 @@ def run_rank(workdir:Path|str):
     finally: dist.destroy_process_group()
 
 # %% ../nbs/02a_distributed.ipynb #dcb58937
+def torchrun_args(nproc:int, # Processes on this machine
+                  nnodes:int=1, # Machines
+                  node_rank:int=0, # This machine's number; 0 hosts the rendezvous
+                  rdzv_endpoint:str|None=None, # HOST:PORT of machine 0, the same on every machine
+                  rdzv_id:str='asl_lib', # The run's name in the rendezvous, the same on every machine
+                 )->list:
+    "torchrun's options: `--standalone` on one machine; on several, torchrun's c10d rendezvous hosted by machine 0 at `rdzv_endpoint`"
+    if nnodes <= 1: return ['--standalone', f'--nproc-per-node={nproc}']
+    if not rdzv_endpoint: raise ConfigError(f"Training on {nnodes} machines needs a rendezvous: pass --rdzv-endpoint HOST:PORT, machine 0's address (the same on every machine).")
+    return [f'--nnodes={nnodes}', '--rdzv-backend=c10d', f'--rdzv-endpoint={rdzv_endpoint}', f'--rdzv-id={rdzv_id}',
+            f'--rdzv-conf=is_host={int(node_rank == 0)}', f'--nproc-per-node={nproc}']
+
 def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is no GPU
            train_kwargs:dict, # Arguments of `target` (for `train`: a data folder, a fixed `out` and `name`)
            workdir:Path|str|None=None, # Keep the per-rank records here (default: a temporary folder, removed afterwards)
@@ -175,8 +188,12 @@ def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is n
            timeout:float=60, # Minutes a rank waits for the others in a collective call before giving up
            probes:bool=False, # Install the test probes of `asl_lib.testing` in every rank (tests only)
            cbs:list|None=None, # Callbacks for `target`'s `cbs` argument, pickled for the ranks (see `pickle_for_ranks`)
+           nnodes:int=1, # Machines: each runs `launch` with the same arguments but its own `node_rank` (see `torchrun_args`)
+           node_rank:int=0, # This machine's number, from 0; machine 0 hosts the rendezvous
+           rdzv_endpoint:str|None=None, # HOST:PORT of machine 0, where the machines meet (with `nnodes` > 1)
+           rdzv_id:str='asl_lib', # The run's name in the rendezvous, the same on every machine
           )->Path|None: # `workdir` with `rank<N>.json` of every rank, when one was passed
-    "Run `target(**train_kwargs)` in `nproc` processes with torchrun; raise `LaunchError` with the failing rank's message if one fails"
+    "Run `target(**train_kwargs)` in `nproc` processes (on each of `nnodes` machines) with torchrun; `LaunchError` with the failing rank's message if one fails"
     sent = pickle_for_ranks(list(cbs)) if cbs else None  # before anything starts: a callback the ranks cannot import is a message
     keep = workdir is not None
     workdir = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix='asl-launch-'))
@@ -184,13 +201,34 @@ def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is n
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir/'train.json').write_text(json.dumps(dict(target=target, kwargs=train_kwargs, timeout=timeout, probes=probes), default=str))
         if sent: (workdir/'cbs.pkl').write_bytes(sent)
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}', '--no-python',
+        cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_args(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id), '--no-python',
                sys.executable, '-c', f'from asl_lib.distributed import run_rank; run_rank({str(workdir)!r})']
         threads = os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc)))
         res = subprocess.run(cmd, env={**os.environ, 'OMP_NUM_THREADS': threads}, stdout=_stderr_fd())  # stdout is for results
         if res.returncode:
             errors = '; '.join(f'{p.stem}: {p.read_text()}' for p in sorted(workdir.glob('rank*.error'))) or 'no rank reported an error'
-            raise LaunchError(f"Training with {nproc} processes failed (torchrun exit code {res.returncode}): {errors}")
+            where = f'{nproc} processes' + (f' on machine {node_rank} of {nnodes}' if nnodes > 1 else '')
+            raise LaunchError(f"Training with {where} failed (torchrun exit code {res.returncode}): {errors}")
     finally:
         if not keep: shutil.rmtree(workdir, ignore_errors=True)  # our own temporary folder
     return workdir if keep else None
+
+# %% ../nbs/02a_distributed.ipynb #2fcdff01
+def launched_outside()->bool:
+    "True in a rank that a launcher other than `launch` started (the user's torchrun, a cluster launcher): WORLD_SIZE > 1, no process group yet"
+    return num_distrib() > 1 and not dist.is_initialized()
+
+def _leave_group():
+    if dist.is_initialized(): dist.destroy_process_group()
+
+def join_launcher(timeout:float=60):
+    "Join the process group of the launcher that started this process, for the rest of the process; `ConfigError` when its variables are missing"
+    missing = [v for v in ('RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT') if not os.environ.get(v)]
+    if missing: raise ConfigError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} makes this process one rank of several, but {', '.join(missing)} "
+                                  f"{'is' if len(missing) == 1 else 'are'} not set: start it with torchrun (or a launcher that sets torchrun's variables), or unset WORLD_SIZE.")
+    local, gpus = int(os.environ['LOCAL_RANK']), torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and local >= gpus:
+        raise ConfigError(f"LOCAL_RANK={local}, but this machine has {gpus} GPU(s): start at most one process per GPU (torchrun --nproc-per-node {gpus}).")
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _stopped)  # torchrun stops the others with SIGTERM
+    setup_rank(timeout)
+    atexit.register(_leave_group)

@@ -31,7 +31,7 @@ from .plots import plot_confusion, plot_history  # `asl_lib.train.plot_confusion
 _all_ = ['plot_confusion']  # it lived here before `asl_lib.plots`
 from .lr_find import find_lr
 from .distributed import (alone, barrier, check_nproc, check_torch_build, device_summary, distrib_kwargs, launch,
-                                 pickle_for_ranks, rank0_value, sync_batchnorm)
+                                 pickle_for_ranks, rank0_value, sync_batchnorm, join_launcher, launched_outside)
 
 # %% ../nbs/03_train.ipynb #581707bf
 class EpochHistory(Callback):
@@ -114,8 +114,25 @@ def _arch(name, value):
 
 def _split(name, value): return check_split(value)  # the datablock's rule: the one place that knows the splits
 
+def _endpoint(name, value):
+    "The check of `HOST:PORT` (None passes)"
+    host, _, port = value.rpartition(':') if isinstance(value, str) else ('', '', '')
+    if value is None or (host and port.isdigit() and 0 < int(port) < 65536): return value
+    raise ConfigError(f"{name} must be HOST:PORT, an address of machine 0 and a free port such as node0:29400, not {value!r}.")
+
+def _check_machines(cfg):
+    "The fields of a run on several machines, together: an endpoint with `nnodes` > 1, a `node_rank` below `nnodes`, neither alone"
+    if cfg.nnodes > 1 and not cfg.rdzv_endpoint:
+        raise ConfigError(f"nnodes={cfg.nnodes} needs rdzv_endpoint: pass --rdzv-endpoint HOST:PORT, machine 0's address (the same on every machine).")
+    if cfg.node_rank >= cfg.nnodes:
+        raise ConfigError(f"node_rank must be below nnodes ({cfg.nnodes}), not {cfg.node_rank}: number the machines from 0"
+                          + (', and pass --nnodes.' if cfg.nnodes == 1 else '.'))
+    if cfg.rdzv_endpoint and cfg.nnodes == 1: raise ConfigError("rdzv_endpoint is for a run on several machines: pass --nnodes too, or drop it.")
+    return cfg
+
 FIELD_CHECKS = dict(data=_data, arch=_arch, epochs=_positive(), size=_positive(), bs=_positive(), per_class=_positive(optional=True),
                     split=_split, valid_pct=_number(0, 1, low_ok=False), lr=_number(0, low_ok=False, optional=True), pretrained=_flag,
+                    nnodes=_positive(), node_rank=_number(0, integer=True), rdzv_endpoint=_endpoint,
                     seed=_number(integer=True), out=_text(), name=_text(optional=True), overwrite=_flag,
                     workers=_number(0, integer=True, optional=True), freeze_epochs=_number(0, integer=True), lr_num_it=_positive(),
                     nproc=_positive(), reproducible=_flag, timeout=_number(0, low_ok=False), crop=_flag, flip=_flag, track=_flag)
@@ -151,6 +168,9 @@ class TrainConfig:
     nproc:int=1 # Processes: one per GPU (NCCL), or CPU processes (gloo); >1 launches them with torchrun
     reproducible:bool=False # Deterministic cuDNN kernels (slower); otherwise cuDNN benchmark mode
     timeout:float=60 # Minutes the processes of a multi-process run wait for each other (downloads, scans, lr_find)
+    nnodes:int=1 # Machines, each running the same command with its own node_rank (>1: data and out on a shared filesystem)
+    node_rank:int=0 # This machine's number, from 0 (machine 0 hosts the rendezvous)
+    rdzv_endpoint:str|None=None # HOST:PORT of machine 0, where the machines meet (needed with nnodes > 1), such as node0:29400
     crop:bool=False # Image models: train and predict on square hand crops (MediaPipe; a photo without a detected hand stays whole)
     flip:bool=False # Image models: mirror training images at random (ASL is signed with either hand; selfie cameras mirror)
     track:bool=False # Log the finished run to MLflow (needs asl_lib[track]; `MLFLOW_TRACKING_URI`, else sqlite in `out`: see `asl_lib.track`)
@@ -158,9 +178,9 @@ class TrainConfig:
     def __post_init__(self): self.check()
 
     def check(self)->'TrainConfig':
-        "Check every field by its rule in `FIELD_CHECKS`, in order; return the config"
+        "Check every field by its rule in `FIELD_CHECKS`, in order, then the fields of several machines together; return the config"
         for f in fields(self): check_field(f.name, getattr(self, f.name))
-        return self
+        return _check_machines(self)
 
     @classmethod
     def of(cls, *args, **kwargs)->'TrainConfig':
@@ -215,25 +235,34 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
           **kwargs)->Path: # The run folder
     "Train one model and write its run folder: exported learner, best weights, history, curves, confusion matrix, metrics"
     cfg = TrainConfig.of(*args, **kwargs)  # checked before any work: a bad value costs a message
+    outside = launched_outside()  # a rank of the user's own torchrun or a cluster launcher: it joins that group and trains as that rank
+    if outside and (cfg.nproc > 1 or cfg.nnodes > 1):
+        raise ConfigError(f"This process is already one of {num_distrib()} ranks that a launcher started: drop nproc and nnodes (--nproc, --nnodes).")
     spec, out, local = arch_spec(cfg.arch), Path(cfg.out).expanduser().absolute(), _local(cfg.data)
     if local: cfg.data = local
-    final = next_run_dir(out, cfg.name or default_run_name(cfg), cfg.overwrite)
+    final = next_run_dir(out, cfg.name or default_run_name(cfg), cfg.overwrite or cfg.nnodes > 1)  # several machines: no -N they could disagree on
     if spec.input == 'landmarks' or cfg.crop: mediapipe_hands()  # a missing extra is one message, before any download
     if cfg.track: from asl_lib.track import mlflow_module; mlflow_module()  # likewise (imported here only: `track` is a layer above)
-    if num_distrib() <= 1:  # the process the user started
+    if num_distrib() <= 1 or outside:  # the process the user started (under the user's own launcher: every rank)
         check_torch_build()
         if cfg.nproc > 1: check_nproc(cfg.nproc)
-        print(f'training on {device_summary(cfg.nproc)}', file=sys.stderr)
-    if cfg.nproc > 1 and num_distrib() <= 1:  # the launcher: get the data, then start `nproc` ranks that each run this function
+        if outside: join_launcher(cfg.timeout)
+        if rank_distrib() == 0:
+            print(f'training on {device_summary(max(cfg.nproc, num_distrib()))}' + f', machine {cfg.node_rank} of {cfg.nnodes}'*(cfg.nnodes > 1), file=sys.stderr)
+    if outside: final = rank0_value(Path, final)  # every rank returns the folder rank 0 writes
+    if (cfg.nproc > 1 or cfg.nnodes > 1) and num_distrib() <= 1:  # the launcher: get the data, then start `nproc` ranks that each run this function
         check_output(final, [local], 'run folder')
+        if cfg.nnodes > 1 and final.exists() and not cfg.overwrite:
+            raise OutputError(f"{final} already exists: a run on several machines takes its name as given (they must agree on it): pass another --name, or --overwrite.")
         if cfg.overwrite and final.exists() and not is_owned(final):
             raise OutputError(f"Refusing to replace {final}: asl_lib did not create it. Pass another --name or --out.")
         if cbs: pickle_for_ranks(list(cbs))  # a callback the ranks cannot import is a message before the download, not after
         root = get_data(cfg.data, part='train')
         check_output(final, [root], 'run folder')
-        try: launch(cfg.nproc, asdict(replace(cfg, data=str(root), out=str(out), name=final.name)), timeout=cfg.timeout, cbs=cbs)
-        except BaseException:  # a rank that was killed could not clean up after itself
-            if is_owned(partial_path(final)): remove_owned(partial_path(final))
+        try: launch(cfg.nproc, asdict(replace(cfg, data=str(root), out=str(out), name=final.name)), timeout=cfg.timeout, cbs=cbs,
+                    nnodes=cfg.nnodes, node_rank=cfg.node_rank, rdzv_endpoint=cfg.rdzv_endpoint, rdzv_id=final.name)
+        except BaseException:  # a rank that was killed could not clean up after itself (on several machines, machine 0 cleans up)
+            if cfg.node_rank == 0 and is_owned(partial_path(final)): remove_owned(partial_path(final))
             raise
         return final
     set_seed(cfg.seed, reproducible=cfg.reproducible)
@@ -309,4 +338,4 @@ def check_run(run:Path|str)->dict:
 def asl_train(*args, **kwargs):
     "Train one model; print the path of its run folder last (the device it trains on goes to stderr first)"
     run = train(*args, **kwargs)
-    emit(str(run), str(run))
+    if rank_distrib() == 0: emit(str(run), str(run))  # under the user's own torchrun: once, not once per rank
