@@ -18,7 +18,7 @@ import numpy as np
 from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, hand_table
-from .data import (CLASSES, SIGN_MNIST_LAYOUT, ImageLabeller, Inventory, PixelRow, cache_dir, files_stamp, frame_index,
+from .data import (CLASSES, SIGN_MNIST_FILES, SIGN_MNIST_LAYOUT, ImageLabeller, Inventory, PixelRow, cache_dir, files_stamp, frame_index,
                           label_from_name, normalize_label, scan, sign_mnist_test_csv)
 from PIL import Image
 
@@ -184,9 +184,9 @@ def sign_mnist_split(inv:Inventory, # A Sign-MNIST training CSV's inventory
     if check_split(split) == 'random':
         warnings.warn(f"{inv.root}: split='random' validates on near-copies of training rows (Sign-MNIST's rows are augmented copies of few photos).")
         return items, labels, RandomSplitter(valid_pct, seed=seed), f"a random {valid_pct:.0%} of the rows of {inv.root} (split='random': leaks)"
+    if inv.root.name == SIGN_MNIST_FILES[1]:
+        raise DataError(f"{inv.root} is Sign-MNIST's official test CSV, which split='block' validates on: train on {SIGN_MNIST_FILES[0]}.")
     test = sign_mnist_test_csv(inv.root)
-    if inv.root.name == 'sign_mnist_test.csv':
-        raise DataError(f"{inv.root} is Sign-MNIST's official test CSV, which split='block' validates on: train on sign_mnist_train.csv.")
     if test is None:
         raise DataError(f"{inv.root}: Sign-MNIST's leak-free split (split='block') validates on its official test CSV, and there is no "
                         f"sign_mnist_test.csv beside it: put it there (as the Kaggle download has it), or pass split='random' "

@@ -126,6 +126,7 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     hands = hand_table(inv, items=items) if view else None  # detected once per test set (cached): every model reuses it
     with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl(list(map(model_input, items)), bs=bs))  # stdout stays clean for --json
     pred = [vocab[i] for i in probs.argmax(1).tolist()]
+    untrained = _untrained(learn, labels, pred)
     present = [c for c in vocab if c in set(labels)]
     cm = confusion_matrix(labels, pred, labels=vocab)
     rep = classification_report(labels, pred, labels=present, output_dict=True, zero_division=0)
@@ -136,11 +137,11 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
                   view=view or 'image', detection_rate=None if hands is None else float(hands.found.mean()),
                   accuracy_with_hand=None if hands is None or not hands.found.any() else
                       float(np.mean((np.array(pred) == np.array(labels))[hands.found])),
-                  most_confused=most_confused(cm, vocab), **notes, **_untrained(learn, labels, pred),
+                  most_confused=most_confused(cm, vocab), **notes, **untrained,
                   note=(f"Scored over the {len(present)} classes the test set shares with the model"
                         + (f"; it has no images of {', '.join(notes['missing_classes'])}" if notes['missing_classes'] else '')
                         + (f"; left out {sum(notes['unknown_classes'].values())} images of unknown classes" if notes['unknown_classes'] else '')
-                        + _untrained_note(_untrained(learn, labels, pred)) + '.'))
+                        + _untrained_note(untrained) + '.'))
     df = pd.DataFrame(dict(file=[str(o) for o in items], actual=labels, predicted=pred, prob=probs.max(1).values.tolist()))
     df.to_csv(d/'predictions.csv', index=False)
     pd.DataFrame(cm, index=vocab, columns=vocab).to_csv(d/'confusion_matrix.csv')
