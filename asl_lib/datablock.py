@@ -6,8 +6,9 @@ Docs: https://asl-lib.github.io/asl_lib/datablock.html.md"""
 
 # %% auto #0
 __all__ = ['SPLITS', 'frame_blocks', 'FrameBlockSplitter', 'label_from_folder', 'label_func', 'sample_per_class', 'check_split',
-           'asl_splitter', 'asl_tfms', 'TrainWithout', 'image_size', 'common_size', 'ResizeOdd', 'BatchResize',
-           'resized_copy', 'default_workers', 'get_dls', 'nearest_train_frame_gap']
+           'validation_note', 'asl_splitter', 'asl_tfms', 'TrainWithout', 'image_size', 'common_size', 'ResizeOdd',
+           'BatchResize', 'resized_copy', 'sign_mnist_x', 'sign_mnist_y', 'sign_mnist_split', 'default_workers',
+           'get_dls', 'nearest_train_frame_gap']
 
 # %% ../nbs/01_datablock.ipynb #ee03eb3a
 import hashlib, os, warnings
@@ -17,7 +18,8 @@ import numpy as np
 from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, hand_table
-from .data import CLASSES, ImageLabeller, Inventory, cache_dir, files_stamp, frame_index, label_from_name, normalize_label, scan
+from .data import (CLASSES, SIGN_MNIST_FILES, SIGN_MNIST_LAYOUT, ImageLabeller, Inventory, PixelRow, cache_dir, files_stamp, frame_index,
+                          label_from_name, normalize_label, scan, sign_mnist_test_csv)
 from PIL import Image
 
 # %% ../nbs/01_datablock.ipynb #a1b4fe8f
@@ -83,6 +85,11 @@ def check_split(split:str)->str:
     if split not in SPLITS:
         raise ConfigError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)} ('block' holds consecutive frames out together).")
     return split
+
+def validation_note(split:str, valid_pct:float=0.2)->str:
+    "What the validation set of an image dataset split by `split` is, in words (for `metrics.json`)"
+    if check_split(split) == 'block': return f"held-out runs of consecutive frames, {valid_pct:.0%} of each class's runs (split='block')"
+    return f"a random {valid_pct:.0%} of the images (split='random': leaks on video frames)"
 
 def asl_splitter(labels:list, split:str='block', valid_pct:float=0.2, seed:int=42):
     "The splitter for `split`: 'block' (leak-free, the default) or 'random' (leaks on video frames)"
@@ -157,6 +164,37 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
         (tmp/'.stamp').write_text(stamp)
     return dest
 
+# %% ../nbs/01_datablock.ipynb #7ac63630
+def sign_mnist_x(row:PixelRow)->PILImage:
+    "The 28x28 grey image of a Sign-MNIST row, as 3 channels"
+    return PILImage(row.image())
+
+def sign_mnist_y(row:PixelRow)->str:
+    "The letter of a Sign-MNIST row"
+    return row.label
+
+def sign_mnist_split(inv:Inventory, # A Sign-MNIST training CSV's inventory
+                     split:str='block', # 'block': the official test CSV; 'random': a random `valid_pct` of the rows (leaks)
+                     valid_pct:float=0.2, # Fraction of the rows held out by 'random'
+                     seed:int=42,
+                     per_class:int|None=None, # Cap on rows per class, in training and validation alike (None: all)
+                    )->tuple: # Items, labels, splitter, and what the validation set is in words
+    "The rows to train and validate on, and the splitter between them"
+    items, labels = sample_per_class(inv, per_class, seed)
+    if check_split(split) == 'random':
+        warnings.warn(f"{inv.root}: split='random' validates on near-copies of training rows (Sign-MNIST's rows are augmented copies of few photos).")
+        return items, labels, RandomSplitter(valid_pct, seed=seed), f"a random {valid_pct:.0%} of the rows of {inv.root} (split='random': leaks)"
+    if inv.root.name == SIGN_MNIST_FILES[1]:
+        raise DataError(f"{inv.root} is Sign-MNIST's official test CSV, which split='block' validates on: train on {SIGN_MNIST_FILES[0]}.")
+    test = sign_mnist_test_csv(inv.root)
+    if test is None:
+        raise DataError(f"{inv.root}: Sign-MNIST's leak-free split (split='block') validates on its official test CSV, and there is no "
+                        f"sign_mnist_test.csv beside it: put it there (as the Kaggle download has it), or pass split='random' "
+                        f"(--split random), which holds out random rows and leaks.")
+    vitems, vlabels = sample_per_class(scan(test), per_class, seed)
+    return ([*items, *vitems], [*labels, *vlabels], IndexSplitter(list(range(len(items), len(items) + len(vitems)))),
+            f"the official test CSV {test}, {len(vitems)} rows (split='block')")
+
 # %% ../nbs/01_datablock.ipynb #1c9eec51
 def default_workers()->int:
     "Loader workers per process: this machine's CPUs shared among the processes of a distributed run, at most 16 (fastai's cap)"
@@ -185,33 +223,39 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
             flip:bool=False, # Mirror training images at random (ASL is signed with either hand; selfie cameras mirror)
             landmarks:bool=False, # Items become hand landmark features (`LandmarkFeatures`, for the `landmarks` arch), not pixels
            )->DataLoaders:
-    "Build `DataLoaders` for the ASL images under `path`"
+    "Build `DataLoaders` for the ASL images under `path` (or the rows of a Sign-MNIST CSV)"
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ConfigError(f"workers must be a whole number of at least 0, not {workers!r}.")
     check_split(split)
     inv = path if isinstance(path, Inventory) else scan(path)
     if not inv.items: raise DataError(f"{inv.root} has no usable images to train on.")
+    rows = inv.layout == SIGN_MNIST_LAYOUT
+    if rows and (cache or crop or landmarks): raise ConfigError("Sign-MNIST's rows are 28x28 hand crops held in memory: cache, crop and landmarks do not apply to them.")
     if cache and (crop or landmarks): raise ConfigError("cache=True resizes whole photos, but hands are found in the originals: drop cache with crop or landmarks.")
     if cache: inv = scan(resized_copy(inv, size), inv.layout, verify=False)
-    items, labels = sample_per_class(inv, per_class, seed)
+    if rows: items, labels, splitter, validation = sign_mnist_split(inv, split, valid_pct, seed, per_class)
+    else:
+        items, labels = sample_per_class(inv, per_class, seed)
+        splitter, validation = asl_splitter(labels, split, valid_pct, seed), validation_note(split, valid_pct)
     hands = hand_table(inv, items=items) if crop or landmarks else None  # detected once per dataset (cached); the transforms look them up
-    splitter = asl_splitter(labels, split, valid_pct, seed)
     if landmarks:
         item_tfms, batch_tfms = [LandmarkFeatures()], []
         if not hands.found.any(): raise DataError(f"No hand found in the {len(items)} images of {inv.root}: a landmarks model has nothing to learn from (asl-hands shows the detection rates).")
         missed = {i for i, (h, l) in enumerate(zip(hands.hands, labels)) if h is None and l != 'nothing'}
         if missed: splitter = TrainWithout(splitter, missed)  # a letter without landmarks teaches nothing; validation keeps it
     else:
-        item_tfms, batch_tfms = asl_tfms(size, stats, augment, common_size(items) if batch_resize and not crop else None, flip)
+        common = None if not batch_resize or crop else (28, 28) if rows else common_size(items)
+        item_tfms, batch_tfms = asl_tfms(size, stats, augment, common, flip)
         if crop: item_tfms = [HandCrop(), *item_tfms]
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=CLASSES)),
-                       get_y=inv.labeller,
+                       get_x=sign_mnist_x if rows else None, get_y=sign_mnist_y if rows else inv.labeller,
                        splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
     workers = default_workers() if workers is None else workers
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         dls = dblock.dataloaders(items, bs=bs, num_workers=workers, device=device, **_loader_kwargs(workers, device))
-    dls.split, dls.inventory = split, inv
+        trained = {labels[i] for i in splitter(items)[0]}  # the same split again (seeded): the classes training covers
+    dls.split, dls.inventory, dls.validation, dls.train_classes = split, inv, validation, [c for c in CLASSES if c in trained]
     return dls
 
 # %% ../nbs/01_datablock.ipynb #ac5d4307

@@ -10,6 +10,7 @@ __all__ = ['most_confused', 'plot_per_class', 'plot_worst', 'eval_dir', 'evaluat
 
 # %% ../nbs/04_evaluate.ipynb #e9d5f318
 import json, time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from fastai.vision.all import *
 
 from .core import DataError, OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
-from .data import DANRASBAND, IMAGE_EXTS, Inventory, get_inventory
+from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model_input
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
@@ -46,14 +47,17 @@ def plot_per_class(acc:pd.Series, fname:Path)->None:
     ax.set(ylim=(0, 1), ylabel='accuracy', title='accuracy per class')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
-def plot_worst(df:pd.DataFrame, fname:Path, n:int=16)->None:
+def plot_worst(df:pd.DataFrame, fname:Path, n:int=16,
+               items:dict|None=None, # `file` -> the item, for items that are not image files (Sign-MNIST rows)
+              )->None:
     "A grid of the `n` most confident mistakes, with their images"
     worst = df[df.actual != df.predicted].sort_values('prob', ascending=False).head(n)
     cols = 4; rows = max(1, int(np.ceil(len(worst) / cols)))
     fig, axs = plt.subplots(rows, cols, figsize=(cols*2.5, rows*2.7), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, worst.itertuples()):
-        ax.imshow(Image.open(r.file).convert('RGB')); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
+        img = model_input((items or {}).get(r.file, r.file))
+        ax.imshow((img if isinstance(img, Image.Image) else Image.open(img)).convert('RGB')); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
     fig.suptitle('most confident mistakes (actual -> predicted)' if len(worst) else 'no mistakes')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
@@ -97,6 +101,20 @@ def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an expo
     with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
         return _write_report(learn, model, test, inv, bs, dest, d)
 
+def _untrained(learn, labels:list, pred:list)->dict:
+    "The classes the model never trained on (from its model.json; {} when it does not say), their test images, and the accuracy without them"
+    trained = (getattr(learn, 'portable', None) or {}).get('train_classes')
+    if not trained: return {}
+    unseen = {c: n for c, n in Counter(labels).items() if c not in trained}
+    keep = np.array([l in trained for l in labels])
+    return dict(train_classes=trained, untrained_classes=unseen,
+                accuracy_trained_classes=float(np.mean((np.array(pred) == np.array(labels))[keep])) if keep.any() else None)
+
+def _untrained_note(u:dict)->str:
+    if not u.get('untrained_classes'): return ''
+    return (f"; the model never trained on {', '.join(u['untrained_classes'])} ({sum(u['untrained_classes'].values())} images, "
+            f"counted as errors; accuracy without them {u['accuracy_trained_classes']:.3f})")
+
 def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     "Predict the test images of `inv` and write the report files into `d` (which becomes `dest`)"
     root = inv.root
@@ -104,9 +122,11 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     items, labels, notes = _scored_items(inv, vocab)
     if not items: raise DataError(f"{root} has no images of the classes {model} knows: {notes}")
     view = hand_view(learn)
+    if view and inv.layout == SIGN_MNIST_LAYOUT: raise DataError(f"{root} holds Sign-MNIST's 28x28 hand crops, with no hands to find: evaluate a {view} model on photos.")
     hands = hand_table(inv, items=items) if view else None  # detected once per test set (cached): every model reuses it
-    with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl(items, bs=bs))  # stdout stays clean for --json
+    with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl(list(map(model_input, items)), bs=bs))  # stdout stays clean for --json
     pred = [vocab[i] for i in probs.argmax(1).tolist()]
+    untrained = _untrained(learn, labels, pred)
     present = [c for c in vocab if c in set(labels)]
     cm = confusion_matrix(labels, pred, labels=vocab)
     rep = classification_report(labels, pred, labels=present, output_dict=True, zero_division=0)
@@ -117,17 +137,18 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
                   view=view or 'image', detection_rate=None if hands is None else float(hands.found.mean()),
                   accuracy_with_hand=None if hands is None or not hands.found.any() else
                       float(np.mean((np.array(pred) == np.array(labels))[hands.found])),
-                  most_confused=most_confused(cm, vocab), **notes,
+                  most_confused=most_confused(cm, vocab), **notes, **untrained,
                   note=(f"Scored over the {len(present)} classes the test set shares with the model"
                         + (f"; it has no images of {', '.join(notes['missing_classes'])}" if notes['missing_classes'] else '')
-                        + (f"; left out {sum(notes['unknown_classes'].values())} images of unknown classes" if notes['unknown_classes'] else '') + '.'))
+                        + (f"; left out {sum(notes['unknown_classes'].values())} images of unknown classes" if notes['unknown_classes'] else '')
+                        + _untrained_note(untrained) + '.'))
     df = pd.DataFrame(dict(file=[str(o) for o in items], actual=labels, predicted=pred, prob=probs.max(1).values.tolist()))
     df.to_csv(d/'predictions.csv', index=False)
     pd.DataFrame(cm, index=vocab, columns=vocab).to_csv(d/'confusion_matrix.csv')
     pd.DataFrame(report['most_confused'], columns=['actual', 'predicted', 'count']).to_csv(d/'most_confused.csv', index=False)
     plt.close(plot_confusion(cm, vocab, f'{dest.name}: accuracy {report["accuracy"]:.3f}', d/'confusion_matrix.png'))
     plot_per_class(pd.Series({c: v['accuracy'] for c, v in per_class.items()}), d/'per_class_accuracy.png')
-    plot_worst(df, d/'worst_mistakes.png')
+    plot_worst(df, d/'worst_mistakes.png', items={str(o): o for o in items} if inv.layout == SIGN_MNIST_LAYOUT else None)
     (d/'report.json').write_text(json.dumps(dict(report, report_dir=str(dest)), indent=2))
     return dict(report, report_dir=str(dest))
 
@@ -162,7 +183,7 @@ def compare_runs(runs:list, # Run folders
         m = json.loads((run/'metrics.json').read_text())
         saved = eval_dir(run, test, root)
         rep = json.loads((saved/'report.json').read_text()) if _same_root(saved, root) else evaluate(run, inv)
-        img = next((p for p in Path(rep['test_root']).rglob('*') if p.suffix.lower() in IMAGE_EXTS), None)
+        img = model_input(inv.items[0])  # a test image (a Sign-MNIST row's RGB image)
         rows.append(dict(run=run.name, arch=m['arch'], view=rep.get('view', 'image'), flip=m.get('flip', False), split=m['split'],
                          size=m['size'], valid_accuracy=m['valid_accuracy'], external_accuracy=rep['accuracy'], macro_f1=rep['macro_f1'],
                          detection_rate=rep.get('detection_rate'), external_test=Path(str(test)).name, params_m=m['n_params']/1e6,

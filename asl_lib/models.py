@@ -205,7 +205,7 @@ def export_portable(learn:Learner, # A trained learner from `create_learner` (it
     torch.save(sd, folder/'model.pth')
     vocab = list(learn.dls.vocab)
     cfg = dict(format=FORMAT, format_version=FORMAT_VERSION, arch=arch, library=spec.library, n_out=len(vocab), vocab=vocab,
-               input=spec.input, hand_crop=None if crop is None else dict(pad=crop), size=size and int(size),
+               input=spec.input, train_classes=getattr(learn.dls, 'train_classes', None), hand_crop=None if crop is None else dict(pad=crop), size=size and int(size),
                resize=dict(method='squish', interpolation='bilinear'), normalize=stats and dict(mean=list(stats[0]), std=list(stats[1])),
                pretrained=bool(getattr(learn, 'pretrained', False)), weights='model.pth', asl_lib_version=asl_lib.__version__)
     (folder/'model.json').write_text(json.dumps(cfg, indent=2))

@@ -303,7 +303,7 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
                        per_class=cfg.per_class, seed=cfg.seed, lr=lr_info['lr'], lr_source=lr_info['suggestion'], nproc=n_ranks,
                        n_train=len(dls.train_ds), **report, best_epoch=int(df['accuracy'].idxmax()), train_seconds=round(seconds, 2),
                        n_params=sum(p.numel() for p in learn.model.parameters()), device=device_summary(n_ranks),
-                       vocab=list(dls.vocab), data=str(root), config=config,
+                       vocab=list(dls.vocab), train_classes=dls.train_classes, validation=dls.validation, data=str(root), config=config,
                        versions=dict(asl_lib=asl_lib.__version__, fastai=fastai.__version__, torch=torch.__version__))
         (run/'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
     if cfg.track: _track(final)  # the complete folder, by rank 0
