@@ -8,7 +8,8 @@ import pytest
 # machine took 5 s with 2 threads, 0.6 s with 1). Set before asl_lib.testing imports torch; an explicit OMP_NUM_THREADS wins.
 if (_workers := int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))) > 1:
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _workers)))
-from asl_lib.testing import make_synthetic, real_data, simulated_kaggle_env
+from asl_lib.data import SIGN_MNIST
+from asl_lib.testing import make_sign_mnist, make_synthetic, real_data, simulated_kaggle_env
 
 # asl_lib's cache (resized copies, scan records) goes to a temporary folder, not the home folder; commands inherit it
 os.environ.setdefault('ASL_CACHE', tempfile.mkdtemp(prefix='asl_lib-test-cache-'))
@@ -35,13 +36,15 @@ def kaggle_env(tmp:Path, zips:dict, honour_output_dir:bool=False, **extra)->dict
 
 @pytest.fixture(scope='session')
 def kaggle_zips(tmp_path_factory):
-    "Tiny generated stand-ins of the two Kaggle datasets, zipped as Kaggle serves them: {handle: zip}"
+    "Tiny generated stand-ins of the Kaggle datasets (grassknoted, danrasband, Sign-MNIST), zipped as Kaggle serves them: {handle: zip}"
     base = tmp_path_factory.mktemp('kaggle-zips')
     make_synthetic(base/'gk', 'grassknoted', n_per_class=20, size=32)
     make_synthetic(base/'gk-test', 'grassknoted-test', size=32)  # the real zip holds the official test folder too
     for p in (base/'gk-test').iterdir(): p.rename(base/'gk'/p.name)
     make_synthetic(base/'dr', 'danrasband', n_per_class=10, size=32)
-    return {GRASSKNOTED: zip_folder(base/'gk', base/'asl-alphabet.zip'), DANRASBAND: zip_folder(base/'dr', base/'asl-alphabet-test.zip')}
+    make_sign_mnist(base/'sm', kaggle_folders=True)
+    return {GRASSKNOTED: zip_folder(base/'gk', base/'asl-alphabet.zip'), DANRASBAND: zip_folder(base/'dr', base/'asl-alphabet-test.zip'),
+            SIGN_MNIST: zip_folder(base/'sm', base/'sign-language-mnist.zip')}
 
 @pytest.fixture(scope='session')
 def synth(tmp_path_factory):

@@ -11,7 +11,7 @@ The parser is generic: when the README changes, this test follows it; what each 
 import json, os, re, shlex, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import BIN, GRASSKNOTED, DANRASBAND, kaggle_env
+from conftest import BIN, GRASSKNOTED, DANRASBAND, SIGN_MNIST, kaggle_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # Install and test commands are what CI itself runs (.ci/run installs exactly this way, then runs the test command); run from here
@@ -20,14 +20,18 @@ SKIP = ('python3 -m venv', 'pip ', '.venv/bin/', 'nbdev-test', 'pytest')
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 def tiny_flags(name:str, args:list)->list:
-    "Flags appended to a README command of `name`: the simulated Kaggle's handles as data sources, tiny sizes"
+    "Flags appended to a README command of `name`: the simulated Kaggle's handles as data sources (Sign-MNIST's kept), tiny sizes"
+    sign_mnist = SIGN_MNIST in args
     if name == 'asl-train':
-        flags = ['--data', GRASSKNOTED, '--size', '32', '--epochs', '1', '--bs', '16', '--per-class', '4', '--lr', '1e-2',
+        flags = ['--data', SIGN_MNIST if sign_mnist else GRASSKNOTED, '--size', '32', '--epochs', '1', '--bs', '16', '--per-class', '4', '--lr', '1e-2',
                  '--lr-num-it', '5', '--workers', '0']
         # keep the run folder's name what the README's own arguments give, so the README's later commands find it
         if '--name' not in args: flags += ['--name', default_run_name(args)]
         return flags
-    if name == 'asl-evaluate': return ['--test', DANRASBAND, '--bs', '16']
+    if name == 'asl-evaluate': return ['--test', SIGN_MNIST if sign_mnist else DANRASBAND, '--bs', '16']
+    if name == 'asl-tune':
+        return ['--data', GRASSKNOTED, '--trials', '2', *[x for k, v in dict(arch='resnet18', size=32, epochs=1, bs=16, per_class=4,
+                pretrained='false', crop='false', workers=0).items() for x in ('-p', k, str(v))]]
     if name == 'asl-run':
         return [x for k, v in dict(data=GRASSKNOTED, test_data=DANRASBAND, size=32, epochs=1, bs=16, per_class=4, lr=0.01).items()
                 for x in ('-p', k, str(v))]
@@ -109,11 +113,17 @@ def expect(name:str, args:list, r, cwd:Path):
         assert len(r.stdout.strip().splitlines()) == len(images), r.stdout
     elif name == 'asl-run':  # the series folder last, holding the executed notebooks, the run folders and their reports
         check_series(cwd/last_line(r.stdout))
+    elif name == 'asl-tune':  # the best trial's run folder last
+        from asl_lib.train import check_run
+        check_run(cwd/last_line(r.stdout))
+    elif name == 'asl-export':  # the export folder last: the model and what its preprocessing is
+        folder = cwd/last_line(r.stdout)
+        assert (folder/'model.onnx').is_file() and json.loads((folder/'model.onnx.json').read_text())['vocab'], r.stdout
     elif name == 'asl-hands':  # the detection report, its total last
         assert re.match(r'\d+ hands in \d+ images of ', last_line(r.stdout)), r.stdout
-    elif name == 'asl-data':  # the image root last, or JSON
+    elif name == 'asl-data':  # the image root (Sign-MNIST: the CSV) last, or JSON
         if '--json' in args: json.loads(r.stdout)
-        else: assert (cwd/last_line(r.stdout)).is_dir(), r.stdout
+        else: assert (cwd/last_line(r.stdout)).exists(), r.stdout
 
 def check_series(out:Path):
     "The series folder `out` holds every executed notebook (with its injected parameters), the runs, their reports, nothing else"
@@ -160,7 +170,8 @@ def world(tmp_path_factory, kaggle_zips):
 
 def test_readme_has_commands():
     names = {with_tiny_flags(c)[1] for c in README_CMDS}
-    assert {'asl-train', 'asl-evaluate', 'asl-predict', 'asl-run'} <= names, names
+    assert {'asl-train', 'asl-evaluate', 'asl-predict', 'asl-run', 'asl-tune', 'asl-export'} <= names, names
+    assert {server_of(c) for c in README_CMDS} >= set(SERVERS), 'every server the README documents starts in this test'
 
 def test_parser():
     md = "x\n```sh\nasl-train --data a \\\n  --size 224   # prints it\n# a comment\n```\n```python\nasl-no\n```\n```sh\nrun=$(asl-train | tail -1)\n```\n"
@@ -192,7 +203,7 @@ def free_port()->int:
 def check_server(line:str, name:str, cwd:Path, env:dict, timeout:float=180):
     "Start the server command `line` on a free port, wait until its page answers 200, and stop it (its whole process group)"
     import signal, time, urllib.request
-    port = free_port()
+    port, line = free_port(), re.split(r'\s#', line, maxsplit=1)[0]  # the port goes before the README's comment
     p = subprocess.Popen(['bash', '-c', f'exec {line} --port {port}'], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
     try:
