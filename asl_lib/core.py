@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
-           'ExtraError', 'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'remove_owned',
-           'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
+           'ExtraError', 'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'read_description',
+           'remove_owned', 'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
 import json, os, shutil, sys, uuid, inspect
@@ -90,6 +90,23 @@ def check_output(path:Path|str, # The output folder a command would create or re
         if p == ip or p in ip.parents or ip in p.parents:
             raise OutputError(f"The {what} {path} overlaps the input {i}: pass a folder outside it.")
     return Path(path).expanduser().absolute()
+
+# %% ../nbs/00_core.ipynb #07836eab
+def read_description(f:Path, # The JSON file
+                     fmt:str, # The `format` it must declare
+                     version:int, # The newest `format_version` this asl_lib reads
+                     need:tuple, # Keys it must hold
+                     missing:str, # The message when `f` does not exist
+                     what:str, # What it is, for messages ("a model.json written by asl-train")
+                    )->dict:
+    "The checked contents of a versioned JSON description asl_lib wrote: a one-line `ModelFileError` otherwise"
+    try: d = json.loads(Path(f).read_text())
+    except FileNotFoundError: raise ModelFileError(missing) from None
+    except (OSError, ValueError) as e: raise ModelFileError(f"{f} is not {what} asl_lib can read ({e}).") from None
+    if not isinstance(d, dict) or d.get('format') != fmt or any(k not in d for k in need): raise ModelFileError(f"{f} is not {what}.")
+    if d.get('format_version', 0) > version:
+        raise ModelFileError(f"{f} was written by a newer asl_lib (format {d['format_version']}): upgrade asl_lib to load it.")
+    return d
 
 # %% ../nbs/00_core.ipynb #245d74a5
 def _is_empty_dir(p:Path)->bool: return p.is_dir() and not any(p.iterdir())

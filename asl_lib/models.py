@@ -17,7 +17,7 @@ from urllib.error import URLError
 
 import timm, torch, torchvision
 from fastai.vision.all import *
-from .core import ConfigError, DataError, ModelFileError
+from .core import ConfigError, DataError, ModelFileError, read_description
 from .data import CLASSES
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, mirror_sign
 
@@ -229,14 +229,8 @@ def read_portable(path:Path|str, # `model.json`, or the folder holding it
                  )->dict:
     "The checked contents of a `model.json` written by `export_portable`"
     f = Path(path)/'model.json' if Path(path).is_dir() else Path(path)
-    try: cfg = json.loads(f.read_text())
-    except FileNotFoundError: raise ModelFileError(f"No model at {f}: pass a run folder written by asl-train.") from None
-    except (OSError, ValueError) as e: raise ModelFileError(f"{f} is not a model description asl_lib can read ({e}).") from None
-    need = ('arch', 'vocab', 'size', 'normalize', 'weights')
-    if not isinstance(cfg, dict) or cfg.get('format') != FORMAT or any(k not in cfg for k in need):
-        raise ModelFileError(f"{f} is not a model.json written by asl_lib's export_portable.")
-    if cfg.get('format_version', 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{f} was written by a newer asl_lib (format {cfg['format_version']}): upgrade asl_lib to load it.")
+    cfg = read_description(f, FORMAT, FORMAT_VERSION, ('arch', 'vocab', 'size', 'normalize', 'weights'),
+                           f"No model at {f}: pass a run folder written by asl-train.", "a model.json written by asl_lib's export_portable")
     return dict(cfg, path=str(f))
 
 def _portable_dls(cfg:dict, device:torch.device)->DataLoaders:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .core import DataError, ExtraError, ModelFileError, check_positive
+from .core import DataError, ExtraError, ModelFileError, check_positive, read_description
 
 # %% ../nbs/11a_onnx_runtime.ipynb #a25d7858
 FORMAT = 'asl_lib-onnx'
@@ -42,14 +42,8 @@ def read_sidecar(onnx:Path|str, # The ONNX file
                 )->dict:
     "The checked description `asl-export` wrote beside `onnx`"
     f = sidecar_path(onnx)
-    try: meta = json.loads(f.read_text())
-    except FileNotFoundError: raise ModelFileError(f"{onnx} has no description {f.name} beside it: export it with asl-export.") from None
-    except (OSError, ValueError) as e: raise ModelFileError(f"{f} is not a description asl_lib can read ({e}).") from None
-    need = ('vocab', 'input', 'input_name', 'size', 'normalize')
-    if not isinstance(meta, dict) or meta.get('format') != FORMAT or any(k not in meta for k in need):
-        raise ModelFileError(f"{f} is not a description written by asl-export.")
-    if meta.get('format_version', 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{f} was written by a newer asl_lib (format {meta['format_version']}): upgrade asl_lib to load it.")
+    meta = read_description(f, FORMAT, FORMAT_VERSION, ('vocab', 'input', 'input_name', 'size', 'normalize'),
+                            f"{onnx} has no description {f.name} beside it: export it with asl-export.", "a description written by asl-export")
     if meta['input'] != 'image': raise ModelFileError(f"{f} describes a model that reads {meta['input']!r}, not images: asl_lib's ONNX runtime reads images only.")
     return meta
 

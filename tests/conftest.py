@@ -1,5 +1,5 @@
 "Shared fixtures: small generated datasets, the simulated Kaggle serving them, and the real images in `$ASL_REAL_DATA` when this machine has them."
-import os, subprocess, sys, tempfile, zipfile
+import os, socket, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
 
@@ -20,6 +20,11 @@ GRASSKNOTED, DANRASBAND = 'grassknoted/asl-alphabet', 'danrasband/asl-alphabet-t
 def run_cli(name, *args, **kw):
     "Run the console script `name` with `args`; return the finished process (never raises on a non-zero exit)"
     return subprocess.run([str(BIN/name), *map(str, args)], capture_output=True, text=True, **kw)
+
+def free_port()->int:
+    "A TCP port on 127.0.0.1 that nothing listens on now"
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def zip_folder(folder:Path, dest:Path)->Path:
     "Zip the contents of `folder` into `dest`, paths relative to `folder` (as Kaggle serves a dataset)"

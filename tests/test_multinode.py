@@ -1,11 +1,11 @@
 "Training across machines: two local 'machines' meeting at a c10d rendezvous, and `asl-train` as one rank of the user's own torchrun."
-import json, os, socket, subprocess
+import os, subprocess
 from pathlib import Path
 import pytest
 from asl_lib.core import run_cli as run_in_process
 from asl_lib.testing import make_synthetic
 from asl_lib.train import asl_train, check_run
-from conftest import BIN
+from conftest import BIN, free_port
 
 TINY = ['--arch', 'resnet18', '--no-pretrained', '--epochs', '1', '--size', '32', '--bs', '16', '--lr', '1e-2', '--workers', '0']
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1'}
@@ -13,11 +13,6 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PYTHONUNBUFFE
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp('multinode')/'g', n_per_class=6, size=32)
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 def finish(procs, timeout=300):
     "Wait for every process; kill them all if one hangs"

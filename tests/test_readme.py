@@ -11,7 +11,7 @@ The parser is generic: when the README changes, this test follows it; what each 
 import json, os, re, shlex, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import BIN, GRASSKNOTED, DANRASBAND, SIGN_MNIST, kaggle_env
+from conftest import BIN, GRASSKNOTED, DANRASBAND, SIGN_MNIST, free_port, kaggle_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # Install and test commands are what CI itself runs (.ci/run installs exactly this way, then runs the test command); run from here
@@ -195,10 +195,6 @@ def server_of(cmd:str)->str|None:
     "The `SERVERS` key of the README line `cmd` when it starts a server"
     words = cmd.split()
     return next((k for k in SERVERS if words and words[0] == k), None)
-
-def free_port()->int:
-    import socket
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def check_server(line:str, name:str, cwd:Path, env:dict, timeout:float=180):
     "Start the server command `line` on a free port, wait until its page answers 200, and stop it (its whole process group)"

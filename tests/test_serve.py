@@ -1,11 +1,10 @@
 "asl-serve as users run it: a real server process on 127.0.0.1, real HTTP requests (good, bad, concurrent), then stopped."
-import io, json, os, signal, socket, subprocess, sys, time
+import io, os, signal, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 import pytest
 import requests
 from PIL import Image
-from conftest import BIN, run_cli
+from conftest import BIN, free_port, run_cli
 from asl_lib.onnx_runtime import OnnxModel
 
 LIMITS = dict(max_bytes=300_000, max_pixels=1_000_000, max_files=4)
@@ -17,10 +16,6 @@ def exported(small_run, tmp_path_factory):
     from asl_lib.export import export_onnx
     torch.set_num_threads(1)
     return export_onnx(small_run, out=tmp_path_factory.mktemp('serve')/'onnx')
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @pytest.fixture(scope='module')
 def server(exported, tmp_path_factory):
