@@ -7,10 +7,10 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
            'ExtraError', 'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'read_description',
-           'remove_owned', 'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
+           'import_extra', 'remove_owned', 'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
-import json, os, shutil, sys, uuid, inspect
+import importlib, json, os, shutil, sys, uuid, inspect
 from contextlib import contextmanager, redirect_stdout
 from functools import wraps
 from pathlib import Path
@@ -91,7 +91,7 @@ def check_output(path:Path|str, # The output folder a command would create or re
             raise OutputError(f"The {what} {path} overlaps the input {i}: pass a folder outside it.")
     return Path(path).expanduser().absolute()
 
-# %% ../nbs/00_core.ipynb #07836eab
+# %% ../nbs/00_core.ipynb #2098bbbc
 def read_description(f:Path, # The JSON file
                      fmt:str, # The `format` it must declare
                      version:int, # The newest `format_version` this asl_lib reads
@@ -107,6 +107,29 @@ def read_description(f:Path, # The JSON file
     if d.get('format_version', 0) > version:
         raise ModelFileError(f"{f} was written by a newer asl_lib (format {d['format_version']}): upgrade asl_lib to load it.")
     return d
+
+# %% ../nbs/00_core.ipynb #f2efeca4
+def _import_any(name:str):
+    "Import the first that imports of the alternatives `name` ('a|b'): (module, None), or (None, the first error)"
+    first = None
+    for alt in name.split('|'):
+        try: return importlib.import_module(alt), None
+        except ImportError as e: first = first or e
+    return None, first
+
+def import_extra(modules:str|list, # Module names to import, all of them; 'a|b' takes either
+                 extra:str, # The asl_lib extra that installs them
+                 feature:str, # What needs them, for the message ("Experiment tracking")
+                ): # The first module
+    "Import the modules of the optional `extra`; any missing or broken is one `ExtraError` naming `pip install \"asl_lib[extra]\"`"
+    mods, missing, broken = [], [], []
+    for name in ([modules] if isinstance(modules, str) else modules):
+        mod, e = _import_any(name)
+        if mod: mods.append(mod)
+        elif isinstance(e, ModuleNotFoundError) and (e.name or '').split('.')[0] in [a.split('.')[0] for a in name.split('|')]: missing.append(name.split('|')[0])
+        else: broken.append(f"{name.split('|')[0]} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})")
+    if missing or broken: raise ExtraError(f"{feature} needs {', '.join(missing + broken)}: pip install \"asl_lib[{extra}]\"")
+    return mods[0]
 
 # %% ../nbs/00_core.ipynb #245d74a5
 def _is_empty_dir(p:Path)->bool: return p.is_dir() and not any(p.iterdir())

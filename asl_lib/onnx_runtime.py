@@ -9,14 +9,13 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'ONNX_NAME', 'MAX_PIXELS', 'sidecar_path'
            'read_image', 'preprocess', 'onnxruntime', 'OnnxModel', 'load_onnx']
 
 # %% ../nbs/11a_onnx_runtime.ipynb #e0599efd
-import json
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .core import DataError, ExtraError, ModelFileError, check_positive, read_description
+from .core import DataError, ModelFileError, check_positive, import_extra, read_description
 
 # %% ../nbs/11a_onnx_runtime.ipynb #a25d7858
 FORMAT = 'asl_lib-onnx'
@@ -91,9 +90,7 @@ def preprocess(img:Image.Image, # An RGB image from `read_image`
 def onnxruntime(extra:str='serve', # The extra to name in the error
                ):
     "The onnxruntime module, imported on first use: without it an `ExtraError` naming `pip install \"asl_lib[extra]\"`"
-    try: import onnxruntime as ort
-    except ImportError as e: raise ExtraError(f"Running ONNX models needs onnxruntime ({e}): pip install \"asl_lib[{extra}]\"") from None
-    return ort
+    return import_extra('onnxruntime', extra, 'Running ONNX models')
 
 def _softmax(x:np.ndarray)->np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))

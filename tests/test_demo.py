@@ -61,7 +61,7 @@ def test_missing_gradio_is_one_line(small_run, capsys):
     from asl_lib.demo import asl_demo
     with patch.dict(sys.modules, {'gradio': None}): rc = run_cli(asl_demo, [str(small_run)])
     err = capsys.readouterr().err.strip()
-    assert rc == 1 and err == 'error: The web demo needs gradio (gradio is missing): pip install "asl_lib[demo]"', err
+    assert rc == 1 and err == 'error: The web demo needs gradio: pip install "asl_lib[demo]"', err
 
 # The slow test: the page in a real browser, started by the command users run
 
