@@ -6,11 +6,12 @@ Docs: https://asl-lib.github.io/asl_lib/data.html.md"""
 
 # %% auto #0
 __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'SIGN_MNIST', 'SIGN_MNIST_LAYOUT', 'SIGN_MNIST_FILES', 'SIGN_MNIST_HEADER',
-           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'sign_mnist_label', 'normalize_label', 'label_from_name', 'frame_index',
-           'find_image_root', 'check_image', 'ImageLabeller', 'Inventory', 'cache_dir', 'files_stamp', 'scan',
-           'PixelRow', 'model_input', 'read_sign_mnist', 'scan_sign_mnist', 'sign_mnist_test_csv', 'default_data_dir',
-           'is_kaggle_handle', 'kagglehub_cached', 'download_kaggle', 'extract_zip', 'get_inventory', 'get_data',
-           'check_inventory', 'asl_data', 'DataError', 'emit']
+           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'CHANNELS', 'sign_mnist_label', 'normalize_label', 'label_from_name',
+           'frame_index', 'find_image_root', 'check_image', 'upright', 'open_photo', 'grey_rgb', 'ImageLabeller',
+           'Inventory', 'cache_dir', 'files_stamp', 'scan', 'PixelRow', 'model_input', 'read_sign_mnist',
+           'scan_sign_mnist', 'sign_mnist_test_csv', 'default_data_dir', 'is_kaggle_handle', 'kagglehub_cached',
+           'download_kaggle', 'extract_zip', 'get_inventory', 'get_data', 'check_inventory', 'asl_data', 'DataError',
+           'emit']
 
 # %% ../nbs/00_data.ipynb #6bf759d8
 import hashlib, json, os, re, shutil, string, subprocess, sys, tempfile, warnings, zipfile, zlib
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from io import BytesIO
+from PIL import Image, ImageOps
 from .core import DataError, ConfigError, emit, cli, owned_folder, owner_info, MARKER
 
 # %% ../nbs/00_data.ipynb #472c9278
@@ -137,6 +139,23 @@ def check_image(path:Path)->str|None:
             im.load()
     except Exception as e: return f'unreadable image ({type(e).__name__}: {e})'
     return None
+
+# %% ../nbs/00_data.ipynb #b6995762
+def upright(im:Image.Image)->Image.Image:
+    "`im` turned as its EXIF orientation tag says (phone photos are stored sideways and tagged), in RGB"
+    return ImageOps.exif_transpose(im).convert('RGB')
+
+def open_photo(src, # A path, bytes or a file object
+              )->Image.Image:
+    "The photo in `src`, decoded upright and RGB: how every reader for prediction opens a photo"
+    if isinstance(src, (bytes, bytearray)): src = BytesIO(src)
+    with Image.open(src) as im: return upright(im)
+
+CHANNELS = ('rgb', 'grey')  # how a model reads photos: in colour, or in grey as 3 equal channels (`grey_rgb`)
+
+def grey_rgb(im:Image.Image)->Image.Image:
+    "`im` in grey, as 3 equal channels: what a model trained on grey images (Sign-MNIST's rows) reads"
+    return im.convert('L').convert('RGB')
 
 # %% ../nbs/00_data.ipynb #558aa48c
 class ImageLabeller:

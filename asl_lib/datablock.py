@@ -19,6 +19,7 @@ from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, hand_table
 from .data import (CLASSES, SIGN_MNIST_FILES, SIGN_MNIST_LAYOUT, ImageLabeller, Inventory, PixelRow, cache_dir, files_stamp, frame_index,
+                          grey_rgb, open_photo, upright,
                           label_from_name, normalize_label, scan, sign_mnist_test_csv)
 from PIL import Image
 
@@ -165,9 +166,11 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
     return dest
 
 # %% ../nbs/01_datablock.ipynb #7ac63630
-def sign_mnist_x(row:PixelRow)->PILImage:
-    "The 28x28 grey image of a Sign-MNIST row, as 3 channels"
-    return PILImage(row.image())
+def sign_mnist_x(o:PixelRow|Path|str|Image.Image, # A row, or a photo (a path or a PIL image) to predict
+               )->PILImage:
+    "The 28x28 grey image of a Sign-MNIST row, as 3 channels; a photo in grey the same way (opened upright: `open_photo`)"
+    if isinstance(o, PixelRow): return PILImage(o.image())
+    return PILImage(grey_rgb(open_photo(o) if isinstance(o, (str, Path)) else upright(o)))
 
 def sign_mnist_y(row:PixelRow)->str:
     "The letter of a Sign-MNIST row"
@@ -256,6 +259,7 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
         dls = dblock.dataloaders(items, bs=bs, num_workers=workers, device=device, **_loader_kwargs(workers, device))
         trained = {labels[i] for i in splitter(items)[0]}  # the same split again (seeded): the classes training covers
     dls.split, dls.inventory, dls.validation, dls.train_classes = split, inv, validation, [c for c in CLASSES if c in trained]
+    dls.channels = 'grey' if rows else 'rgb'  # what the model reads: `export_portable` records it
     return dls
 
 # %% ../nbs/01_datablock.ipynb #ac5d4307

@@ -11,11 +11,12 @@ __all__ = ['MAX_PIXELS', 'MAX_UPLOAD', 'gradio_module', 'read_photo', 'demo_pred
 import io, os, sys, time
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 from fastai.learner import Learner
 from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, check_positive, cli, emit, import_extra
+from .data import upright
 from .inference import grad_cam, hand_view, load_model, predict
 
 # %% ../nbs/13_demo.ipynb #f2c3f86c
@@ -36,7 +37,7 @@ def read_photo(photo, # The page's upload (Gradio's file data: a dict with `path
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise DataError(f"{name} is {im.width}x{im.height} pixels, more than the demo decodes ({MAX_PIXELS:,}): upload a smaller photo.")
-            return ImageOps.exif_transpose(im).convert('RGB')
+            return upright(im)  # as `predict`, `evaluate` and the ONNX runtime read a photo
     except DataError: raise
     except Exception as e:
         raise DataError(f"{name} is not a photo the demo can read ({type(e).__name__}): upload a JPEG, PNG or WebP image.") from None

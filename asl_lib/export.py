@@ -92,7 +92,7 @@ def export_onnx(run:Path|str, # A run folder written by asl-train (its model.jso
                     size=cfg['size'], resize=cfg['resize'], scale=1/255, normalize=cfg['normalize'], vocab=list(cfg['vocab']),
                     opset=opset, external_data=False, sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
                     asl_lib_version=asl_lib.__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
-                    source=str(src.parent), export_seconds=round(time.time() - start, 1))
+                    source=str(src.parent), export_seconds=round(time.time() - start, 1), channels=cfg.get('channels', 'rgb'))
         sidecar_path(f).write_text(json.dumps(meta, indent=2))
         meta['check'] = dict(max_relative_diff=check_onnx(model, OnnxModel(f, extra='export')), tolerance=tol, batch=3)
         sidecar_path(f).write_text(json.dumps(meta, indent=2))

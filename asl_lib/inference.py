@@ -17,7 +17,7 @@ from fastai.vision.all import *
 import sys, zipfile
 
 from .core import ConfigError, DataError, ModelFileError, check_positive, cli, emit
-from .data import CLASSES, check_image
+from .data import CLASSES, check_image, upright
 from .models import load_portable, resolve_device
 from .hands import HandCrop, LandmarkFeatures
 
@@ -84,7 +84,7 @@ def _as_image(o)->tuple:
         if p.is_dir(): return None, f'{p}: is a folder, not an image file'
         problem = check_image(p)
         return (None, f'{p}: {problem}') if problem else (p, None)
-    if isinstance(o, Image.Image): return PILImage(o.convert('RGB')), None
+    if isinstance(o, Image.Image): return PILImage(upright(o)), None  # turned as its EXIF tag says, as a photo file is
     if isinstance(o, np.ndarray) and o.ndim == 3 and o.shape[-1] == 3: return PILImage.create(o.astype(np.uint8)), None
     return None, f'cannot read {type(o).__name__} as an image: pass a path, a PIL image or an HxWx3 array'
 

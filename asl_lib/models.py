@@ -7,7 +7,7 @@ Docs: https://asl-lib.github.io/asl_lib/models.html.md"""
 # %% auto #0
 __all__ = ['ARCHS', 'FORMAT', 'FORMAT_VERSION', 'ArchSpec', 'arch_spec', 'weights_cache_path', 'packaged_state_dict',
            'pretrained_file', 'LandmarkNet', 'create_learner', 'export_portable', 'resolve_device', 'read_portable',
-           'load_portable']
+           'Photo', 'GreyPhoto', 'load_portable']
 
 # %% ../nbs/01a_models.ipynb #a5ffd29f
 import json, os
@@ -18,7 +18,7 @@ from urllib.error import URLError
 import timm, torch, torchvision
 from fastai.vision.all import *
 from .core import ConfigError, DataError, ModelFileError, read_description
-from .data import CLASSES
+from .data import CHANNELS, CLASSES, grey_rgb, open_photo, upright
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, mirror_sign
 
 # %% ../nbs/01a_models.ipynb #3d7d9452
@@ -207,7 +207,8 @@ def export_portable(learn:Learner, # A trained learner from `create_learner` (it
     cfg = dict(format=FORMAT, format_version=FORMAT_VERSION, arch=arch, library=spec.library, n_out=len(vocab), vocab=vocab,
                input=spec.input, train_classes=getattr(learn.dls, 'train_classes', None), hand_crop=None if crop is None else dict(pad=crop), size=size and int(size),
                resize=dict(method='squish', interpolation='bilinear'), normalize=stats and dict(mean=list(stats[0]), std=list(stats[1])),
-               pretrained=bool(getattr(learn, 'pretrained', False)), weights='model.pth', asl_lib_version=asl_lib.__version__)
+               pretrained=bool(getattr(learn, 'pretrained', False)), weights='model.pth', asl_lib_version=asl_lib.__version__,
+               channels=getattr(learn.dls, 'channels', 'rgb'))
     (folder/'model.json').write_text(json.dumps(cfg, indent=2))
     return folder/'model.json'
 
@@ -231,7 +232,22 @@ def read_portable(path:Path|str, # `model.json`, or the folder holding it
     f = Path(path)/'model.json' if Path(path).is_dir() else Path(path)
     cfg = read_description(f, FORMAT, FORMAT_VERSION, ('arch', 'vocab', 'size', 'normalize', 'weights'),
                            f"No model at {f}: pass a run folder written by asl-train.", "a model.json written by asl_lib's export_portable")
+    if cfg.get('channels', 'rgb') not in CHANNELS:
+        raise ModelFileError(f"{f} describes a model that reads {cfg['channels']!r} images; this asl_lib knows {', '.join(CHANNELS)}: update asl_lib.")
     return dict(cfg, path=str(f))
+
+class Photo(PILImage):
+    "A photo as a portable model reads it: a file opened upright and RGB (`asl_lib.data.open_photo`)"
+    grey = False
+    @classmethod
+    def create(cls, fn:Path|str|bytes|torch.Tensor|np.ndarray|Image.Image, **kwargs):
+        "`fn` as `PILImage.create` reads it, but upright (and in grey for `GreyPhoto`)"
+        im = open_photo(fn) if isinstance(fn, (str, Path, bytes)) else upright(PILImage.create(fn))
+        return cls(grey_rgb(im) if cls.grey else im)
+
+class GreyPhoto(Photo):
+    "A photo read in grey as 3 equal channels, for a model trained on grey images (`channels: grey` in model.json)"
+    grey = True
 
 def _portable_dls(cfg:dict, device:torch.device)->DataLoaders:
     "DataLoaders with the validation pipeline of `cfg`, holding one blank image"
@@ -241,9 +257,12 @@ def _portable_dls(cfg:dict, device:torch.device)->DataLoaders:
         item_tfms = [HandCrop(cfg['hand_crop']['pad'])] if cfg.get('hand_crop') else []
         item_tfms.append(Resize(cfg['size'], method=ResizeMethod.Squish))
         batch_tfms = [Normalize.from_stats(cfg['normalize']['mean'], cfg['normalize']['std'], cuda=False)]
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=cfg['vocab'], sort=False)), get_x=ItemGetter(0), get_y=ItemGetter(1),
+    photo = GreyPhoto if cfg.get('channels') == 'grey' else Photo
+    dblock = DataBlock(blocks=(ImageBlock(photo), CategoryBlock(vocab=cfg['vocab'], sort=False)), get_x=ItemGetter(0), get_y=ItemGetter(1),
                        splitter=IndexSplitter([1]), item_tfms=item_tfms, batch_tfms=batch_tfms)
-    return dblock.dataloaders([(blank, cfg['vocab'][0])]*2, bs=1, num_workers=0, device=device)
+    dls = dblock.dataloaders([(blank, cfg['vocab'][0])]*2, bs=1, num_workers=0, device=device)
+    dls.channels = cfg.get('channels', 'rgb')  # exported again, it says the same
+    return dls
 
 def load_portable(path:Path|str, # A run folder, or its `model.json`
                   device:str|torch.device='cpu', # Where to run: 'cpu', 'cuda', 'cuda:N' or 'auto'

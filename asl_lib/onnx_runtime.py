@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .core import DataError, ModelFileError, check_positive, import_extra, read_description
+from .data import CHANNELS, grey_rgb, upright  # PIL and numpy only: no torch
 
 # %% ../nbs/11a_onnx_runtime.ipynb #a25d7858
 FORMAT = 'asl_lib-onnx'
@@ -44,6 +45,8 @@ def read_sidecar(onnx:Path|str, # The ONNX file
     meta = read_description(f, FORMAT, FORMAT_VERSION, ('vocab', 'input', 'input_name', 'size', 'normalize'),
                             f"{onnx} has no description {f.name} beside it: export it with asl-export.", "a description written by asl-export")
     if meta['input'] != 'image': raise ModelFileError(f"{f} describes a model that reads {meta['input']!r}, not images: asl_lib's ONNX runtime reads images only.")
+    if meta.get('channels', 'rgb') not in CHANNELS:
+        raise ModelFileError(f"{f} describes a model that reads {meta['channels']!r} images; this asl_lib knows {', '.join(CHANNELS)}: update asl_lib.")
     return meta
 
 # %% ../nbs/11a_onnx_runtime.ipynb #ba35248a
@@ -53,10 +56,10 @@ class ImageTooLarge(DataError):
 def read_image(src, # A path, bytes, a PIL image, or an HxWx3 uint8 array
                max_pixels:int=MAX_PIXELS, # Refuse larger images before decoding them
                name:str|None=None, # How to name `src` in messages
-              )->Image.Image: # RGB, as fastai's `PILImage.create` opens it
-    "`src` as an RGB PIL image, decoded only when its header declares at most `max_pixels`"
+              )->Image.Image: # RGB and upright, as a portable model's pipeline opens it
+    "`src` as an upright RGB PIL image (`asl_lib.data.upright`), decoded only when its header declares at most `max_pixels`"
     name = name or (str(src) if isinstance(src, (str, Path)) else type(src).__name__)
-    if isinstance(src, Image.Image): return src.convert('RGB')
+    if isinstance(src, Image.Image): return upright(src)
     if isinstance(src, np.ndarray):
         if src.ndim == 3 and src.shape[-1] == 3: return Image.fromarray(src.astype(np.uint8))
         raise DataError(f"{name}: an array of shape {src.shape} is not an HxWx3 image.")
@@ -72,7 +75,7 @@ def read_image(src, # A path, bytes, a PIL image, or an HxWx3 uint8 array
             if im.width * im.height > max_pixels:
                 raise ImageTooLarge(f"{name}: {im.width}x{im.height} pixels is more than the {max_pixels:,} allowed: send a smaller image.")
             im.load()
-            return im.convert('RGB')
+            return upright(im)
     except ImageTooLarge: raise
     except Image.DecompressionBombError as e: raise ImageTooLarge(f"{name}: {e}") from None
     except Image.UnidentifiedImageError: raise DataError(f"{name}: not an image (PIL recognises no image format in it)") from None
@@ -81,8 +84,10 @@ def read_image(src, # A path, bytes, a PIL image, or an HxWx3 uint8 array
 def preprocess(img:Image.Image, # An RGB image from `read_image`
                size:int, # The model's input size
                mean:list, std:list, # The model's normalisation statistics
+               grey:bool=False, # Read it in grey, as 3 equal channels (a model trained on grey images: `"channels": "grey"`)
               )->np.ndarray: # float32, channels x size x size
-    "What the model's validation pipeline makes of `img`: squished to `size` (PIL bilinear), scaled to [0, 1], normalised"
+    "What the model's validation pipeline makes of `img`: greyed if `grey`, squished to `size` (PIL bilinear), scaled to [0, 1], normalised"
+    if grey: img = grey_rgb(img)
     x = np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float32) / np.float32(255)
     return ((x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(2, 0, 1)
 
@@ -111,6 +116,7 @@ class OnnxModel:
         except Exception as e: raise ModelFileError(f"{self.path} is not an ONNX model onnxruntime can load ({type(e).__name__}: {str(e)[:200]}).") from None
         self.vocab, self.size = list(self.meta['vocab']), int(self.meta['size'])
         self.mean, self.std = self.meta['normalize']['mean'], self.meta['normalize']['std']
+        self.grey = self.meta.get('channels') == 'grey'  # older descriptions say nothing: colour
 
     def __repr__(self): return f"OnnxModel({self.meta.get('arch')}, {self.size}px, {len(self.vocab)} classes, {self.path})"
 
@@ -118,11 +124,11 @@ class OnnxModel:
     def info(self)->dict:
         "What the model is, for people and for a service's health check"
         keys = ('arch', 'input', 'size', 'resize', 'normalize', 'opset', 'asl_lib_version', 'vocab')
-        return dict(file=str(self.path), **{k: self.meta.get(k) for k in keys})
+        return dict(file=str(self.path), **{k: self.meta.get(k) for k in keys}, channels=self.meta.get('channels', 'rgb'))
 
     def preprocess(self, img:Image.Image)->np.ndarray:
         "`img` as this model reads it (see `preprocess`)"
-        return preprocess(img, self.size, self.mean, self.std)
+        return preprocess(img, self.size, self.mean, self.std, self.grey)
 
     def logits(self, x:np.ndarray, # A batch: N x 3 x size x size, float32, preprocessed
               )->np.ndarray:

@@ -77,3 +77,24 @@ def test_landmark_and_crop_models_are_refused_with_the_reason():
         def __init__(self, t): self.dls = type('D', (), dict(after_item=type('P', (), dict(fs=[t]))()))()
     with pytest.raises(Exception, match='landmarks model: it reads MediaPipe hand landmarks'): check_exportable(Learn(LandmarkFeatures()))
     with pytest.raises(Exception, match='crops the hand with MediaPipe'): check_exportable(Learn(HandCrop(0.25)))
+
+def test_sideways_phone_photo_reads_upright(exports, synth, tmp_path):
+    "A JPEG stored sideways with EXIF orientation 6: `predict`, ONNX (path and bytes) and the demo's reader answer as for the upright pixels"
+    from asl_lib.demo import read_photo
+    run, folder = exports['resnet18']
+    learn, onnx = load_model(run), OnnxModel(folder)
+    assert json.loads((run/'model.json').read_text())['channels'] == 'rgb' and onnx.meta['channels'] == 'rgb'  # no grey flag
+    with Image.open(sorted(synth['danrasband'].rglob('*.jpg'))[0]) as im: photo = np.asarray(im.convert('RGB').resize((48, 32)))
+    exif = Image.Exif(); exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    side = tmp_path/'side.jpg'
+    Image.fromarray(np.rot90(photo).copy()).save(side, exif=exif)  # stored turned a quarter anticlockwise, as phones do
+    with Image.open(side) as im: stored = np.asarray(im.convert('RGB'))
+    upright = tmp_path/'upright.png'
+    Image.fromarray(np.rot90(stored, -1).copy()).save(upright)  # the same decoded pixels, turned as the tag says
+    want = predict(learn, [upright])[0]
+    def check(preds, tol=1e-5):  # onnxruntime agrees with torch to about 1e-5, so 1e-4 there
+        for p in preds: assert p['label'] == want['label'] and dict(p['topk']) == pytest.approx(dict(want['topk']), abs=tol)
+    check(predict(learn, [side, Image.open(side), read_photo(side)]))
+    check(onnx.predict([side, side.read_bytes()]), 1e-4)
+    sideways = predict(learn, [stored])[0]  # the stored pixels without the tag: what was read before
+    assert [round(v, 4) for _, v in sideways['topk']] != [round(v, 4) for _, v in want['topk']]

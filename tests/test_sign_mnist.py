@@ -90,3 +90,32 @@ def test_evaluate_predict_compare(run, sm, tmp_path):
     assert 'never trained on J, Z, del, nothing, space' in ext['note']
     df = compare_runs([run], [test, photos])
     assert df.external_accuracy.tolist() == [rep['accuracy'], ext['accuracy']] and (df.cpu_ms_per_image > 0).all()
+
+def test_grey_model_reads_colour_photos_in_grey(run, tmp_path):
+    "A model trained on grey rows answers for a colour photo as for that photo in grey: portable, pickled and ONNX alike"
+    import shutil
+    from asl_lib.export import export_onnx
+    from asl_lib.inference import load_model, predict
+    from asl_lib.onnx_runtime import OnnxModel
+    assert json.loads((run/'model.json').read_text())['channels'] == 'grey'
+    px = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    colour, grey = tmp_path/'colour.png', tmp_path/'grey.png'
+    Image.fromarray(px).save(colour); Image.fromarray(px).convert('L').save(grey)
+    def probs(preds): return [dict(p['topk']) for p in preds]
+    def same(a, b, tol=1e-5):  # onnxruntime agrees with torch to about 1e-5, so 1e-4 there
+        assert [p['label'] for p in a] == [p['label'] for p in b]
+        for x, y in zip(probs(a), probs(b)): assert x == pytest.approx(y, abs=tol)
+    learn = load_model(run)
+    want = predict(learn, [grey])
+    same(predict(learn, [colour, Image.fromarray(px)]), want*2)
+    pickled = load_model(run/'model.pkl', trust_pickle=True)
+    same(predict(pickled, [colour]), predict(pickled, [grey]))  # its own pipeline (batch resize on the device), greying too
+    assert np.allclose(pickled.predict(colour)[2].numpy(), pickled.predict(grey)[2].numpy(), atol=1e-5)
+    onnx = OnnxModel(export_onnx(run, out=tmp_path/'onnx'))
+    assert onnx.meta['channels'] == 'grey' and onnx.info['channels'] == 'grey'
+    same(onnx.predict([colour, colour.read_bytes()]), want*2, 1e-4)
+    # the check has teeth: the same weights reading colour (a model.json from before `channels`) answer otherwise
+    old = tmp_path/'old'; old.mkdir()
+    for f in ('model.json', 'model.pth'): shutil.copy(run/f, old/f)
+    cfg = json.loads((old/'model.json').read_text()); del cfg['channels']; (old/'model.json').write_text(json.dumps(cfg))
+    assert probs(predict(load_model(old), [colour]))[0] != pytest.approx(probs(want)[0], abs=1e-5)
