@@ -20,7 +20,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from fastai.vision.all import *
 
 from .core import DataError, OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
-from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model_input
+from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model_input, open_photo, upright
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
@@ -57,7 +57,7 @@ def plot_worst(df:pd.DataFrame, fname:Path, n:int=16,
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, worst.itertuples()):
         img = model_input((items or {}).get(r.file, r.file))
-        ax.imshow((img if isinstance(img, Image.Image) else Image.open(img)).convert('RGB')); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
+        ax.imshow(upright(img) if isinstance(img, Image.Image) else open_photo(img)); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
     fig.suptitle('most confident mistakes (actual -> predicted)' if len(worst) else 'no mistakes')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 

@@ -23,7 +23,7 @@ from PIL import Image
 from fastai.vision.all import PILImage, TensorBase, Transform
 
 from .core import DataError, ExtraError, check_positive, cli, emit
-from .data import Inventory, cache_dir, files_stamp, get_inventory
+from .data import Inventory, cache_dir, files_stamp, get_inventory, open_photo, upright
 
 # %% ../nbs/00a_hands.ipynb #e131dda0
 MEDIAPIPE_VERSION = '0.10.21'
@@ -75,10 +75,9 @@ class Hand:
     attempt: int  # Which of `RETRIES` found it: 0 on the first pass
 
 def _rgb(img)->np.ndarray:
-    "An HxWx3 uint8 array of a path, PIL image or array"
-    if isinstance(img, (str, Path)):
-        with Image.open(img) as im: return np.asarray(im.convert('RGB'))
-    if isinstance(img, Image.Image): return np.asarray(img.convert('RGB'))
+    "An HxWx3 uint8 array of a path, PIL image or array: photos upright, as every reader for prediction opens them (`open_photo`)"
+    if isinstance(img, (str, Path)): return np.asarray(open_photo(img))
+    if isinstance(img, Image.Image): return np.asarray(upright(img))
     return np.asarray(img, dtype=np.uint8)
 
 class HandDetector:
@@ -183,7 +182,7 @@ def fresh_detection():
     finally: _use_known[0] = True
 
 # %% ../nbs/00a_hands.ipynb #a2a776a3
-_HANDS_VERSION = 1  # bump when detection or the stored fields change
+_HANDS_VERSION = 2  # bump when detection or the stored fields change (2: photos read upright)
 
 @dataclass
 class HandTable:
