@@ -56,7 +56,7 @@ def check_onnx(model:torch.nn.Module, # The torch model, eval, on the CPU
     g = np.random.default_rng(seed)
     pix = g.integers(0, 256, (n, onnx.size, onnx.size, 3), dtype=np.uint8)
     x = np.stack([onnx.preprocess(Image.fromarray(p)) for p in pix])
-    with torch.no_grad(): ref = model(torch.from_numpy(x)).numpy()
+    with torch.no_grad(): ref = model(torch.from_numpy(x)).cpu().numpy()
     got = onnx.logits(x)
     if got.shape != ref.shape: raise ModelFileError(f"{onnx.path} returns logits of shape {got.shape}, torch {ref.shape}: the export is broken.")
     diff = float(np.abs(got - ref).max() / max(1., float(np.abs(ref).max())))

@@ -46,10 +46,10 @@ def test_onnx_predicts_like_torch(exports, synth, arch, source):
     learn, onnx = load_model(run), OnnxModel(folder)
     imgs = photos(synth, source)
     # the same input tensors: PIL + numpy here, fastai's pipeline there
-    x_fastai = learn.dls.test_dl(imgs, bs=len(imgs)).one_batch()[0].numpy()
+    x_fastai = learn.dls.test_dl(imgs, bs=len(imgs)).one_batch()[0].cpu().numpy()
     x_numpy = np.stack([onnx.preprocess(read_image(p)) for p in imgs])
     assert np.abs(x_fastai - x_numpy).max() < 1e-5
-    with torch.no_grad(): ref = learn.model(torch.from_numpy(x_numpy)).numpy()
+    with torch.no_grad(): ref = learn.model(torch.from_numpy(x_numpy)).cpu().numpy()
     assert np.abs(onnx.logits(x_numpy) - ref).max() <= 1e-4 * max(1, np.abs(ref).max())
     got, want = onnx.predict(imgs, topk=3), predict(learn, imgs, topk=3)
     assert [p['label'] for p in got] == [p['label'] for p in want]

@@ -103,6 +103,6 @@ def test_missing_extra_and_bad_model_are_one_line(exported, tmp_path):
     (tmp_path/'fastapi').mkdir(); (tmp_path/'fastapi'/'__init__.py').write_text("raise ImportError('no fastapi here')")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get('PYTHONPATH', '')]))
     r = run_cli('asl-serve', exported, env=env)
-    assert (r.returncode, r.stderr.strip()) == (1, 'error: The scoring service needs fastapi: pip install "asl_lib[serve]"')
+    assert (r.returncode, r.stderr.strip()) == (1, 'error: The scoring service needs fastapi (ImportError: no fastapi here): pip install "asl_lib[serve]"')
     r = run_cli('asl-serve', tmp_path)
     assert r.returncode == 1 and 'No ONNX model at' in r.stderr and len(r.stderr.strip().splitlines()) == 1

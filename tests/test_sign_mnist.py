@@ -110,7 +110,7 @@ def test_grey_model_reads_colour_photos_in_grey(run, tmp_path):
     same(predict(learn, [colour, Image.fromarray(px)]), want*2)
     pickled = load_model(run/'model.pkl', trust_pickle=True)
     same(predict(pickled, [colour]), predict(pickled, [grey]))  # its own pipeline (batch resize on the device), greying too
-    assert np.allclose(pickled.predict(colour)[2].numpy(), pickled.predict(grey)[2].numpy(), atol=1e-5)
+    assert np.allclose(pickled.predict(colour)[2].cpu().numpy(), pickled.predict(grey)[2].cpu().numpy(), atol=1e-5)
     onnx = OnnxModel(export_onnx(run, out=tmp_path/'onnx'))
     assert onnx.meta['channels'] == 'grey' and onnx.info['channels'] == 'grey'
     same(onnx.predict([colour, colour.read_bytes()]), want*2, 1e-4)
