@@ -94,7 +94,7 @@ def _start_demo(run)->tuple:
 
 @pytest.mark.slow
 def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
-    "Upload a photo and press Predict: the letter shown is `predict`'s; a webcam picture gets a letter too; nothing comes from outside"
+    "Upload a photo and press Predict: the letter shown is `predict`'s, and nothing comes from outside this machine"
     sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed: pip install playwright')
     exe, photo, t0 = _chromium(), _photo(synth), time.time()
     expected = predict(learn, [photo])[0]['label']
@@ -102,9 +102,8 @@ def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
     outside, shot = [], tmp_path/'demo.png'
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=exe, headless=True,  # a fake camera: a test pattern
-                                        args=['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'])
-            ctx = browser.new_context(viewport=dict(width=1200, height=900), permissions=['camera'])
+            browser = p.chromium.launch(executable_path=exe, headless=True)
+            ctx = browser.new_context(viewport=dict(width=1200, height=900))
             ctx.on('request', lambda r: urlparse(r.url).hostname not in (None, '127.0.0.1', 'localhost') and outside.append(r.url))
             ctx.set_default_timeout(90_000)  # a loaded 2-core machine runs the model, the server and the browser at once
             page = ctx.new_page()
@@ -117,22 +116,12 @@ def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
             page.locator('#gradcam img').wait_for()
             letter = shown.inner_text().strip()
             page.screenshot(path=str(shot), full_page=True)
-            cam = ctx.new_page()  # the webcam: allowed on 127.0.0.1; the picture reaches the model like an upload
-            cam.goto(url)
-            cam.locator('#photo button[aria-label="Capture from camera"]').click()
-            cam.get_by_text('Click to Access Webcam').click()
-            cam.locator('#photo button[aria-label="capture photo"]').click()
-            cam.locator('#photo img').wait_for()
-            cam.locator('#predict').click()
-            cam.get_by_test_id('label-output-value').wait_for()
-            webcam_letter = cam.get_by_test_id('label-output-value').inner_text().strip()
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=30)
     print(f'browser test: {time.time() - t0:.1f} s wall (photo {photo.name})')
     assert letter == expected, (letter, expected)
-    assert webcam_letter in learn.dls.vocab, webcam_letter
     assert shot.stat().st_size > 10_000
     assert not outside, f'the page fetched from outside this machine: {outside[:5]}'
     assert rc == 130, proc.stderr.read()[-3000:]
