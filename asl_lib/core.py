@@ -6,11 +6,15 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
-           'ExtraError', 'check_positive', 'mark_owned', 'owner_info', 'is_owned', 'check_output', 'read_description',
-           'import_extra', 'remove_owned', 'partial_path', 'owned_folder', 'emit', 'debug_mode', 'run_cli', 'cli']
+           'ExtraError', 'FolderBusy', 'TrainingDiverged', 'Terminated', 'check_positive', 'mark_owned', 'owner_info',
+           'is_owned', 'check_output', 'read_description', 'read_yaml', 'import_extra', 'writer_of', 'remove_owned',
+           'remove_stale', 'partial_path', 'claimed', 'owned_folder', 'json_ready', 'dumps', 'emit', 'debug_mode',
+           'sigterm_raises', 'error_message', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
-import importlib, json, os, shutil, sys, uuid, inspect
+import errno, importlib, json, math, os, shutil, signal, socket, sys, threading, time, uuid, inspect
+try: import fcntl  # POSIX: the lock that says a folder is being written
+except ImportError: fcntl = None
 from contextlib import contextmanager, redirect_stdout
 from functools import wraps
 from pathlib import Path
@@ -40,6 +44,15 @@ class SeriesError(AslError):
 
 class ExtraError(AslError):
     "An optional capability whose extra is not installed: the message names the install command"
+
+class FolderBusy(OutputError):
+    "Another asl_lib process is writing this folder right now"
+
+class TrainingDiverged(AslError):
+    "The loss stopped being a number (NaN or infinite): no run folder is written"
+
+class Terminated(BaseException):
+    "SIGTERM arrived (`kill`, `timeout`, `docker stop`, Slurm, Kubernetes): it unwinds like Ctrl-C, so every cleanup runs"
 
 # %% ../nbs/00_core.ipynb #9f910c6e
 def check_positive(name:str, # The argument's name, as the user wrote it
@@ -108,6 +121,50 @@ def read_description(f:Path, # The JSON file
         raise ModelFileError(f"{f} was written by a newer asl_lib (format {d['format_version']}): upgrade asl_lib to load it.")
     return d
 
+# %% ../nbs/00_core.ipynb #04847ca1
+_yaml_loader = []
+
+def _loader():
+    "A YAML loader for files people write: PyYAML's safe loader that refuses aliases (`*name`), so nothing expands on loading"
+    if not _yaml_loader:
+        import yaml
+        class NoAliases(yaml.SafeLoader):
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.AliasEvent):
+                    ev = self.peek_event()
+                    raise yaml.YAMLError(f"it uses the alias *{ev.anchor} (line {ev.start_mark.line+1}), which asl_lib does not expand: write the value out")
+                return super().compose_node(parent, index)
+        _yaml_loader.append(NoAliases)
+    return _yaml_loader[0]
+
+def _plain(v, where:str, at:str='the top')->None:
+    "Raise unless `v` holds only what parameters are made of: null, true/false, numbers, text, lists and mappings with text keys"
+    if v is None or isinstance(v, (bool, int, float, str)): return
+    if isinstance(v, list):
+        for i, o in enumerate(v): _plain(o, where, f'{at}[{i}]')
+    elif isinstance(v, dict):
+        for k, o in v.items():
+            if not isinstance(k, str): raise ConfigError(f"{where}: the key {str(k)[:40]!r} at {at} is not text: write keys as names.")
+            _plain(o, where, k if at == 'the top' else f'{at}.{k}')
+    else: raise ConfigError(f"{where}: {at} is a YAML {type(v).__name__} (such as !!set, !!binary or a date), which asl_lib does not take: "
+                            f"write it as a number, text, a list or a mapping.")
+
+def read_yaml(text:str, # YAML written by a person: parameters, a search space
+              where:str, # What it is, for messages ("The parameters file params.yaml")
+              max_chars:int=1_000_000, # The largest text read
+             ):
+    "Parse `text` as plain YAML: aliases, other types (`!!set`, dates) and huge or deeply nested texts are one `ConfigError` each"
+    import yaml
+    if len(text) > max_chars: raise ConfigError(f"{where} is {len(text):,} characters long, more than the {max_chars:,} asl_lib reads.")
+    try: v = yaml.load(text, Loader=_loader())
+    except RecursionError: raise ConfigError(f"{where} is nested too deeply to be parameters.") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        at = f" (line {mark.line+1}, column {mark.column+1})" if mark else ''
+        raise ConfigError(f"{where} is not valid YAML{at}: {str(getattr(e, 'problem', None) or e)[:200]}. Fix it, or see examples/quick-cpu.yaml.") from None
+    _plain(v, where)
+    return v
+
 # %% ../nbs/00_core.ipynb #f2efeca4
 def _import_any(name:str):
     "Import the first that imports of the alternatives `name` ('a|b'): (module, None), or (None, the first error)"
@@ -138,12 +195,32 @@ def _refuse(p:Path, kind:str):
     raise OutputError(f"Refusing to replace {p}: asl_lib did not create it (it has no {MARKER}). "
                       f"Pass another folder for the {kind}, or move {p} away yourself.")
 
+def writer_of(folder:Path|str)->dict|None:
+    "The marker of `folder` while an asl_lib process is writing it (that process holds a lock on the marker), else None"
+    if fcntl is None: return None
+    try: fd = os.open(Path(folder)/MARKER, os.O_RDONLY)
+    except OSError: return None
+    try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return None  # nobody holds it: closing the file lets go of ours
+    except OSError: return owner_info(folder) or {}
+    finally: os.close(fd)
+
+def _busy(folder:Path, who:dict):
+    raise FolderBusy(f"{folder} is being written by another asl_lib command right now (process {who.get('pid', '?')} on "
+                     f"{who.get('host', '?')}): wait for it to finish, or pass another name or folder.")
+
 def remove_owned(folder:Path|str):
-    "Delete `folder` if asl_lib owns it (or it is empty); refuse anything else"
+    "Delete `folder` if asl_lib owns it (or it is empty) and no asl_lib process is writing it; refuse anything else"
     p = Path(folder)
     if not p.exists() and not p.is_symlink(): return
     if p.is_symlink() or not (is_owned(p) or _is_empty_dir(p)): _refuse(p, 'folder')
+    if (who := writer_of(p)) is not None: _busy(p, who)
     shutil.rmtree(p)
+
+def remove_stale(folder:Path|str)->bool:
+    "Remove `folder` when it is asl_lib's and no process is writing it (what a killed command left behind); True when it is gone"
+    try: remove_owned(folder)
+    except OutputError: return False
+    return not Path(folder).exists()
 
 def partial_path(final:Path|str)->Path:
     "Where `owned_folder` writes `final` until it is complete: `final.partial`, beside it"
@@ -154,49 +231,141 @@ def _mkdir(p:Path):
     try: p.mkdir(parents=True)
     except OSError as e: raise OutputError(f"Cannot create {p}: {e.strerror}. Pass a folder you can write to.") from None
 
+
+# %% ../nbs/00_core.ipynb #7f29ef51
+_HOST = socket.gethostname()
+
+def _claim(folder:Path, kind:str, info:dict, wait:float=0)->int:
+    "Create `folder`, marked and locked by this process, in one atomic step; wait up to `wait` seconds for another writer, then `FolderBusy`"
+    tmp = folder.with_name(f'.{folder.name}.{uuid.uuid4().hex[:8]}.new')  # made whole, then renamed: `folder` never exists unmarked
+    _mkdir(tmp)
+    try:
+        mark_owned(tmp, kind, pid=os.getpid(), host=_HOST, **info)
+        fd = os.open(tmp/MARKER, os.O_RDONLY)
+        if fcntl: fcntl.flock(fd, fcntl.LOCK_EX)  # held until the block ends; the kernel lets go when the process dies, however it dies
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    deadline, told = time.monotonic() + wait, False
+    try:
+        while True:
+            try: os.rename(tmp, folder); return fd  # fails when `folder` exists and is not empty
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR): raise
+            who = writer_of(folder)
+            if who is None: remove_owned(folder); continue  # left by a process that died (or empty): ours to clear; anything else is refused
+            if time.monotonic() >= deadline: _busy(folder, who)
+            if not told: print(f"waiting for process {who.get('pid', '?')}, which is writing {folder}", file=sys.stderr); told = True
+            time.sleep(0.5)
+    except BaseException: os.close(fd); shutil.rmtree(tmp, ignore_errors=True); raise
+
+@contextmanager
+def claimed(folder:Path|str, # The folder to create
+            kind:str, # What it holds (written in the marker)
+            wait:float=0, # Seconds to wait for another asl_lib process writing `folder` before `FolderBusy`
+            **info, # More to write in the marker
+           ):
+    "Create `folder` marked as asl_lib's and hold it while the block runs: other asl_lib processes see that it is being written"
+    fd = _claim(Path(folder), kind, info, wait)
+    try: yield Path(folder)
+    finally: os.close(fd)
+
+
+# %% ../nbs/00_core.ipynb #2140ba4c
+def _check_replace(final:Path, kind:str, replace:bool):
+    "Raise unless `final` is free, or may be replaced: with `replace`, an asl_lib folder of the same kind (or an empty one) nobody is writing"
+    if not (final.exists() or final.is_symlink()): return
+    if not replace: raise OutputError(f"{final} already exists: pass another name, or replace it (--overwrite) if asl_lib wrote it.")
+    if final.is_symlink() or not (is_owned(final) or _is_empty_dir(final)): _refuse(final, kind)
+    if (have := (owner_info(final) or {}).get('kind', kind)) != kind:
+        raise OutputError(f"Refusing to replace {final}: it holds an asl_lib {have} folder, not a {kind} folder. Pass another folder for the {kind}.")
+    if (who := writer_of(final)) is not None: _busy(final, who)
+
+def _commit(partial:Path, final:Path):
+    "Move the finished `partial` to `final`, replacing what is there (checked by `_check_replace`)"
+    if not (final.exists() or final.is_symlink()): return partial.rename(final)
+    old = final.with_name(f'.{final.name}.old-{uuid.uuid4().hex[:8]}')
+    final.rename(old)
+    partial.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
 @contextmanager
 def owned_folder(final:Path|str, # Where the finished folder goes
                  kind:str='run', # What it holds (written in the marker)
-                 replace:bool=False, # Replace an existing folder at `final` (only one asl_lib owns)
+                 replace:bool=False, # Replace an existing folder at `final` (only one asl_lib owns, of the same kind)
                  inputs:tuple=(), # Input datasets the folder must stay clear of (see `check_output`)
+                 keep=None, # `keep(final)` -> True: an existing `final` will do (yields None, writes nothing); checked once this process holds the name
+                 wait:float=0, # Seconds to wait for another process writing `final` (see `claimed`)
                  **info, # More to write in the marker
                 ):
-    "Yield a marked `final.partial` to write into; move it to `final` on success, remove it on any error or Ctrl-C"
+    "Yield a marked `final.partial` to write into; move it to `final` on success, remove it on any error, Ctrl-C or SIGTERM"
     final = check_output(final, inputs, f'{kind} folder')
-    if final.exists() or final.is_symlink():
-        if not replace: raise OutputError(f"{final} already exists: pass another name, or replace it (--overwrite) if asl_lib wrote it.")
-        if final.is_symlink() or not (is_owned(final) or _is_empty_dir(final)): _refuse(final, kind)
-    partial = partial_path(final)
-    remove_owned(partial)  # an earlier attempt of ours that died; anything else is refused
-    _mkdir(partial)
-    try:
-        mark_owned(partial, kind, **info)
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if final.exists():  # checked above: ours (or empty), and replacing was asked for
-        old = final.with_name(f'{final.name}.old-{uuid.uuid4().hex[:8]}')
-        final.rename(old)
-        partial.rename(final)
-        shutil.rmtree(old)
-    else: partial.rename(final)
+    if keep is None or not final.exists(): _check_replace(final, kind, replace)  # before any work
+    with claimed(partial_path(final), kind, wait, **info) as partial:
+        try:
+            if keep is not None and final.exists() and keep(final):
+                shutil.rmtree(partial); yield None; return
+            _check_replace(final, kind, replace)  # again, now that this process holds the name: another one may have finished it meanwhile
+            yield partial
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        _commit(partial, final)
+
 
 # %% ../nbs/00_core.ipynb #8280b8ab
 _results = [None]  # the stream results go to while a command runs (its real standard output)
+
+def json_ready(o):
+    "`o` with every float that JSON cannot hold (NaN, infinity) as None, in nested dicts, lists and tuples too"
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    if isinstance(o, dict): return {k: json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [json_ready(v) for v in o]
+    return o
+
+def dumps(o, **kwargs)->str:
+    "`o` as strict JSON (`json_ready`: never NaN), what every JSON file and `--json` output of asl_lib holds"
+    return json.dumps(json_ready(o), allow_nan=False, default=str, **kwargs)
 
 def emit(result, # What the command found, JSON-ready
          text:str, # The same for people
          as_json:bool=False, # Print `result` as JSON instead of `text`
         ):
     "Print a command's result on standard output: the one output style of every `asl-*` command"
-    print(json.dumps(result, indent=2, default=str) if as_json else text, file=_results[0] or sys.stdout, flush=True)
+    print(dumps(result, indent=2) if as_json else text, file=_results[0] or sys.stdout, flush=True)
 
 def debug_mode()->bool:
     "True when tracebacks were asked for (`ASL_DEBUG=1`)"
     return os.environ.get('ASL_DEBUG', '').lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_core.ipynb #9e563814
+def _terminated(signum, frame): raise Terminated()
+
+@contextmanager
+def sigterm_raises():
+    "Within the block, SIGTERM raises `Terminated` (main thread only), so folders being written are removed as on Ctrl-C"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    old = signal.signal(signal.SIGTERM, _terminated)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+_FULL = {errno.ENOSPC: 'No space left on the disk', errno.EDQUOT: 'The disk quota is used up', errno.EFBIG: 'A file grew past the size allowed'}
+
+def _write_failure(e:BaseException)->OSError|None:
+    "The OSError of a full disk behind `e`, also when a library wrapped it (torch.save says 'file write failed')"
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in _FULL: return e
+        if isinstance(e, RuntimeError) and 'write failed' in str(e): return OSError(errno.ENOSPC, 'write failed', None)
+        e = e.__cause__ or e.__context__
+    return None
+
+def error_message(e:Exception)->str:
+    "The one line a command prints for `e`: its message for asl_lib's errors and a full disk, else its type and text"
+    if isinstance(e, CliError): return str(e)
+    if (w := _write_failure(e)) is not None:
+        where = f' while writing {w.filename}' if w.filename else ''
+        return (f"{_FULL.get(w.errno, _FULL[errno.ENOSPC])}{where}: free some space, or write elsewhere (--out on a disk with room); "
+                f"unfinished output folders were removed.")
+    return f"{type(e).__name__}: {str(e)[:500]}\n(an unexpected error: ASL_DEBUG=1 or --debug shows where it happened)"
+
 def run_cli(func, # The library-level command function
             argv:list|None=None, # Arguments (default: `sys.argv[1:]`)
            )->int: # The exit code
@@ -209,13 +378,14 @@ def run_cli(func, # The library-level command function
     finally: sys.argv = saved_argv
     _results[0] = sys.stdout
     try:
-        with redirect_stdout(sys.stderr): res = func(*pargs, **kwargs)
+        with redirect_stdout(sys.stderr), sigterm_raises(): res = func(*pargs, **kwargs)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130
+    except Terminated:
+        print('terminated', file=sys.stderr); return 143  # 128 + SIGTERM, as a shell reports it
     except Exception as e:
         if debug_mode(): raise
-        msg = str(e) if isinstance(e, CliError) else f"{type(e).__name__}: {e}\n(an unexpected error: ASL_DEBUG=1 or --debug shows where it happened)"
-        print(f'error: {msg}', file=sys.stderr); return 1
+        print(f'error: {error_message(e)}', file=sys.stderr); return 1
     finally: _results[0] = None
     sys.stdout.flush()
     return res if isinstance(res, int) and not isinstance(res, bool) else 0

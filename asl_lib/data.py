@@ -6,15 +6,16 @@ Docs: https://asl-lib.github.io/asl_lib/data.html.md"""
 
 # %% auto #0
 __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'SIGN_MNIST', 'SIGN_MNIST_LAYOUT', 'SIGN_MNIST_FILES', 'SIGN_MNIST_HEADER',
-           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'CHANNELS', 'sign_mnist_label', 'normalize_label', 'label_from_name',
-           'frame_index', 'find_image_root', 'check_image', 'upright', 'open_photo', 'grey_rgb', 'ImageLabeller',
-           'Inventory', 'cache_dir', 'files_stamp', 'scan', 'PixelRow', 'model_input', 'read_sign_mnist',
-           'scan_sign_mnist', 'sign_mnist_test_csv', 'default_data_dir', 'is_kaggle_handle', 'kagglehub_cached',
-           'download_kaggle', 'extract_zip', 'get_inventory', 'get_data', 'check_inventory', 'asl_data', 'DataError',
-           'emit']
+           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'MAX_PIXELS', 'DRAFT_SIDE', 'CHANNELS', 'WAIT_FOR_DATA',
+           'MAX_EXTRACT_GB', 'MAX_ZIP_RATIO', 'sign_mnist_label', 'normalize_label', 'label_from_name', 'frame_index',
+           'find_image_root', 'check_image', 'upright', 'ImageTooLarge', 'open_photo', 'grey_rgb', 'check_model_input',
+           'ImageLabeller', 'Inventory', 'cache_dir', 'files_stamp', 'shown', 'scan', 'PixelRow', 'model_input',
+           'read_sign_mnist', 'scan_sign_mnist', 'sign_mnist_test_csv', 'default_data_dir', 'is_kaggle_handle',
+           'kagglehub_cached', 'download_kaggle', 'check_zip_size', 'extract_zip', 'get_inventory', 'get_data',
+           'check_inventory', 'asl_data', 'DataError', 'emit']
 
 # %% ../nbs/00_data.ipynb #6bf759d8
-import hashlib, json, os, re, shutil, string, subprocess, sys, tempfile, warnings, zipfile, zlib
+import hashlib, json, math, os, re, shutil, stat, string, subprocess, sys, warnings, zipfile, zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from io import BytesIO
 from PIL import Image, ImageOps
-from .core import DataError, ConfigError, emit, cli, owned_folder, owner_info, MARKER
+from .core import DataError, ConfigError, ModelFileError, emit, cli, owned_folder, owner_info
 
 # %% ../nbs/00_data.ipynb #472c9278
 CLASSES = [*string.ascii_uppercase, 'del', 'nothing', 'space']
@@ -79,16 +80,24 @@ def __getattr__(name:str):
 # %% ../nbs/00_data.ipynb #0f89bf37
 def _is_image_name(p:Path)->bool: return p.suffix.lower() in IMAGE_EXTS
 
-def _kids(d:Path)->list: return [o for o in d.iterdir() if not o.name.startswith('.')]
+def _kids(d:Path)->list:
+    "The visible entries of the folder `d`; none when it cannot be read"
+    try: return [o for o in d.iterdir() if not o.name.startswith('.')]
+    except OSError: return []
+
+def _is(p:Path, kind:str)->bool:
+    "`p.is_dir()` / `p.is_file()` (`kind`), False for what cannot even be looked at (a link into /proc, no permission)"
+    try: return getattr(p, f'is_{kind}')()
+    except OSError: return False
 
 def _root_layout(d:Path)->str|None:
     "'folders', 'flat' or 'sign-mnist' (it holds Sign-MNIST's CSVs) when `d` looks like the root of a dataset, else None"
-    if any((d/n).is_file() for n in SIGN_MNIST_FILES): return SIGN_MNIST_LAYOUT
+    if any(_is(d/n, 'file') for n in SIGN_MNIST_FILES): return SIGN_MNIST_LAYOUT
     kids = _kids(d)
-    dirs = [o for o in kids if o.is_dir()]
+    dirs = [o for o in kids if _is(o, 'dir')]
     n_cls = sum(normalize_label(o.name) is not None for o in dirs)
     if n_cls and n_cls * 2 >= len(dirs): return 'folders'
-    imgs = [o for o in kids if o.is_file() and _is_image_name(o)]
+    imgs = [o for o in kids if _is(o, 'file') and _is_image_name(o)]
     labels = [l for l in map(label_from_name, imgs) if l is not None]
     if labels and len(labels) * 2 >= len(imgs) and len(set(labels)) >= 2: return 'flat'
     return None
@@ -98,7 +107,7 @@ def _no_root_message(path:Path, max_depth:int, loose:Path|None)->str:
     "Why no image root was found in `path`; `loose` is the first folder holding images that are not laid out as a dataset"
     msg = f"No ASL alphabet images found in {path}"
     if loose is not None:
-        imgs = sorted(o.name for o in _kids(loose) if o.is_file() and _is_image_name(o))
+        imgs = sorted(o.name for o in _kids(loose) if _is(o, 'file') and _is_image_name(o))
         msg += (f": {loose} holds {len(imgs)} images ({', '.join(imgs[:3])}{', ...' if len(imgs) > 3 else ''}) whose names do not "
                 f"label them (a flat folder needs names like A_test.jpg or B0001_test.jpg, of at least 2 classes)")
     return msg + (f". Put the images in class folders (A/, B/, ..., del/, nothing/, space/), or name them after their class "
@@ -107,20 +116,24 @@ def _no_root_message(path:Path, max_depth:int, loose:Path|None)->str:
 def find_image_root(path:Path|str, # A folder holding a dataset somewhere below it
                     part:str|None=None, # 'train' or 'test' to choose between several datasets by their path
                     max_depth:int=4, # How many folders down to look
+                    max_folders:int=5000, # How many folders to look at, at most (`asl-data /` would otherwise read the whole disk)
                    )->tuple[Path, str]: # The image root, and its layout: 'folders', 'flat', or 'sign-mnist' (the root is a CSV file)
     "Find the folder (or Sign-MNIST CSV) a `DataBlock` should read inside `path`, and whether labels come from class folders, file names or rows"
     path = Path(path)
     if path.is_file() and path.suffix.lower() == '.csv': return path, SIGN_MNIST_LAYOUT
     if not path.is_dir(): raise DataError(f"{path} is not a folder.")
-    found, todo, loose = [], [(path, 0)], None
+    found, todo, loose, seen = [], [(path, 0)], None, 0
     while todo:
         d, depth = todo.pop(0)
+        if (seen := seen + 1) > max_folders:
+            if found: break
+            raise DataError(f"No ASL alphabet images found in the first {max_folders:,} folders below {path}: pass the dataset's own folder.")
         layout = _root_layout(d)
-        if layout == SIGN_MNIST_LAYOUT: found += [(d/n, layout, depth) for n in SIGN_MNIST_FILES if (d/n).is_file()]  # train first
+        if layout == SIGN_MNIST_LAYOUT: found += [(d/n, layout, depth) for n in SIGN_MNIST_FILES if _is(d/n, 'file')]  # train first
         elif layout: found.append((d, layout, depth))
-        elif loose is None and any(o.is_file() and _is_image_name(o) for o in _kids(d)): loose = d
-        if layout != 'folders' and depth < max_depth:
-            todo += [(o, depth+1) for o in sorted(d.iterdir()) if o.is_dir() and not o.name.startswith('.')]
+        elif loose is None and any(_is(o, 'file') and _is_image_name(o) for o in _kids(d)): loose = d
+        if layout != 'folders' and depth < max_depth:  # links to folders are not followed (/proc, loops)
+            todo += [(o, depth+1) for o in sorted(_kids(d)) if not o.is_symlink() and _is(o, 'dir')]
     if not found: raise DataError(_no_root_message(path, max_depth, loose))
     def _rank(o):
         d, layout, depth = o
@@ -129,12 +142,17 @@ def find_image_root(path:Path|str, # A folder holding a dataset somewhere below 
     return d, layout
 
 # %% ../nbs/00_data.ipynb #856200e0
-def check_image(path:Path)->str|None:
+MAX_PIXELS = 50_000_000  # the largest image asl_lib decodes: a 48-megapixel phone photo fits, a decompression bomb does not
+
+def check_image(path:Path, # An image file
+                max_pixels:int=MAX_PIXELS, # Larger images are bad files (checked from the header, before decoding)
+               )->str|None:
     "Why `path` cannot be used as an image, or None when it decodes"
     if not _is_image_name(path): return f'not an image file ({path.suffix or "no extension"})'
     if path.stat().st_size == 0: return 'empty file (0 bytes)'
     try:
         with Image.open(path) as im:
+            if im.width * im.height > max_pixels: return f'{im.width}x{im.height} pixels, more than the {max_pixels:,} asl_lib decodes: shrink it'
             im.draft('RGB', (im.width//8, im.height//8))
             im.load()
     except Exception as e: return f'unreadable image ({type(e).__name__}: {e})'
@@ -145,17 +163,47 @@ def upright(im:Image.Image)->Image.Image:
     "`im` turned as its EXIF orientation tag says (phone photos are stored sideways and tagged), in RGB"
     return ImageOps.exif_transpose(im).convert('RGB')
 
+DRAFT_SIDE = 1024  # big JPEGs decode at 1/2 to 1/8 scale, down to at least this many pixels a side (models read 28-224 px)
+
+class ImageTooLarge(DataError):
+    "An image with more pixels than asl_lib decodes (`MAX_PIXELS`): a decompression bomb, or a photo to shrink first"
+
 def open_photo(src, # A path, bytes or a file object
+               max_pixels:int=MAX_PIXELS, # Refuse larger images from their header, before decoding (`ImageTooLarge`)
+               name:str|None=None, # How to name `src` in messages (default: its path)
               )->Image.Image:
-    "The photo in `src`, decoded upright and RGB: how every reader for prediction opens a photo"
+    "The photo in `src`, decoded upright and RGB: how every reader for prediction opens a photo, with its memory bounded"
+    name = name or (str(src) if isinstance(src, (str, Path)) else 'the image')
     if isinstance(src, (bytes, bytearray)): src = BytesIO(src)
-    with Image.open(src) as im: return upright(im)
+    try:
+        with Image.open(src) as im:
+            if im.width * im.height > max_pixels:
+                raise ImageTooLarge(f"{name}: {im.width}x{im.height} pixels is more than the {max_pixels:,} asl_lib decodes: shrink it first.")
+            im.draft('RGB', (DRAFT_SIDE, DRAFT_SIDE))  # a 48 MP JPEG decodes as 12 MP or less: 4x less memory, 4x faster
+            return upright(im)
+    except Image.DecompressionBombError as e: raise ImageTooLarge(f"{name}: {e}") from None
 
 CHANNELS = ('rgb', 'grey')  # how a model reads photos: in colour, or in grey as 3 equal channels (`grey_rgb`)
 
 def grey_rgb(im:Image.Image)->Image.Image:
     "`im` in grey, as 3 equal channels: what a model trained on grey images (Sign-MNIST's rows) reads"
     return im.convert('L').convert('RGB')
+
+# %% ../nbs/00_data.ipynb #4391b0f7
+def check_model_input(cfg:dict, # A model description: `size`, `normalize` (and `input`: 'landmarks' models read no pixels)
+                      where:Path|str, # The file it came from, for the message
+                     )->dict:
+    "`cfg`, when its `size` (8-1024 pixels) and `normalize` (3 finite means, 3 positive stds) can feed a model; else one `ModelFileError`"
+    def bad(why): raise ModelFileError(f"{where} is damaged or was edited: {why}. Train or export the model again.")
+    size, norm = cfg.get('size'), cfg.get('normalize')
+    if cfg.get('input', 'image') == 'landmarks' and size is None and norm is None: return cfg
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024: bad(f"size {str(size)[:20]!r} is not a whole number of pixels from 8 to 1024")
+    for k in ('mean', 'std'):
+        v = norm.get(k) if isinstance(norm, dict) else None
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(o, (int, float)) and not isinstance(o, bool) and math.isfinite(o) for o in v)):
+            bad(f"normalize.{k} is not 3 numbers")
+    if min(norm['std']) <= 0: bad("normalize.std holds a number that is not positive")
+    return cfg
 
 # %% ../nbs/00_data.ipynb #558aa48c
 class ImageLabeller:
@@ -199,7 +247,7 @@ class Inventory:
     def to_dict(self)->dict:
         "A JSON-ready summary"
         return dict(root=str(self.root), layout=self.layout, n_images=len(self.items), counts=self.counts, missing=self.missing,
-                    unknown=self.unknown, bad={str(k): v for k, v in self.bad.items()})
+                    unknown=self.unknown, bad={shown(k): v for k, v in self.bad.items()})
 
     def __str__(self):
         "A short table: images per class, then what is wrong"
@@ -207,7 +255,7 @@ class Inventory:
         lines += [f'  {c:>8} {n:6d}' for c, n in self.counts.items()]
         if self.missing: lines.append(f'missing classes: {", ".join(self.missing)}')
         if self.unknown: lines.append('unknown classes (left out): ' + ', '.join(f'{k} ({v})' for k, v in self.unknown.items()))
-        lines += [f'bad file (left out): {k}: {v}' for k, v in self.bad.items()]
+        lines += [f'bad file (left out): {shown(k)}: {v}' for k, v in self.bad.items()]
         return '\n'.join(lines)
 
 # %% ../nbs/00_data.ipynb #beb6a96e
@@ -215,7 +263,7 @@ def cache_dir()->Path:
     "asl_lib's cache folder (resized copies, scan records): `$ASL_CACHE`, else `~/.cache/asl_lib`"
     return Path(os.environ.get('ASL_CACHE') or Path.home()/'.cache'/'asl_lib').expanduser()
 
-_VERIFY_VERSION = 1  # bump when `check_image` changes what it finds
+_VERIFY_VERSION = 2  # bump when `check_image` changes what it finds (2: images over `MAX_PIXELS`)
 _verified = {}  # in-process memo: resolved image root -> (fingerprint, {relative path: problem})
 
 def files_stamp(root:Path, # The folder `files` are below
@@ -224,7 +272,7 @@ def files_stamp(root:Path, # The folder `files` are below
                )->str:
     "A hash of `salt` and the relative path, size and modification time of every one of `files`: equal means unchanged"
     h = hashlib.sha256(f'{salt}'.encode())
-    for p in files: st = p.stat(); h.update(f'{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n'.encode())
+    for p in files: st = p.stat(); h.update(os.fsencode(p.relative_to(root)) + f'|{st.st_size}|{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()
 
 def _record_path(root:Path)->Path:
@@ -239,6 +287,7 @@ def _read_record(root:Path, stamp:str)->dict|None:
 def _write_record(root:Path, stamp:str, bad:dict):
     "Keep what a verification of `root` found (written whole or not at all); records of roots that are gone are dropped"
     dest = _record_path(root)
+    if dest.resolve().is_relative_to(root): return  # a cache inside the dataset ($ASL_CACHE pointing there): datasets are only read
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f'{dest.name}.{os.getpid()}.partial')
@@ -263,6 +312,27 @@ def _verify(root:Path, files:list, n_workers:int|None=None)->dict:
     _verified[key] = (stamp, bad)
     return bad
 
+def shown(p:Path|str)->str:
+    "`p` as text that prints anywhere: bytes of a file name that are not UTF-8 show as \\xNN"
+    return os.fsencode(str(p)).decode('utf-8', 'backslashreplace')
+
+def _walk(root:Path)->tuple[list, dict]:
+    "Every visible file below `root`, sorted, and what cannot be used as a file at all (path -> why): never an exception"
+    files, bad = [], {}
+    def _unreadable(e): bad[Path(e.filename)] = f'folder cannot be read ({e.strerror})'
+    for d, dirs, names in os.walk(root, onerror=_unreadable):  # links to folders are not followed
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+        for n in names:
+            if n.startswith('.'): continue
+            p = Path(d)/n
+            try: n.encode('utf-8')
+            except UnicodeEncodeError: bad[p] = 'its name is not UTF-8 text: rename it'; continue
+            try: st = p.stat()
+            except OSError as e: bad[p] = f'cannot be read ({e.strerror or type(e).__name__}): a broken or forbidden link?'; continue
+            if stat.S_ISREG(st.st_mode): files.append(p)
+            else: bad[p] = 'not a regular file'
+    return sorted(files), bad
+
 def scan(root:Path|str, # An image root, as found by `find_image_root`
          layout:str|None=None, # 'folders', 'flat' or 'sign-mnist' (found when None; a file is a Sign-MNIST CSV)
          verify:bool=True, # Decode every image to find unreadable ones (once per unchanged tree, see `cache_dir`)
@@ -272,10 +342,10 @@ def scan(root:Path|str, # An image root, as found by `find_image_root`
     root = Path(root)
     if layout is None: root, layout = find_image_root(root)
     if layout == SIGN_MNIST_LAYOUT: return scan_sign_mnist(root)
-    files = sorted(p for p in root.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
+    files, unusable = _walk(root)
     if verify: bad = _verify(root, files, n_workers)
     else: bad = {str(p.relative_to(root)): 'not an image file' for p in files if not _is_image_name(p)}
-    inv, unknown, label = Inventory(root, layout), Counter(), ImageLabeller(root, layout)
+    inv, unknown, label = Inventory(root, layout, bad=unusable), Counter(), ImageLabeller(root, layout)
     for p in files:
         if (problem := bad.get(str(p.relative_to(root)))): inv.bad[p] = problem; continue
         if (c := label(p)) is None: unknown[label.folder(p) or p.stem] += 1
@@ -398,6 +468,7 @@ class _Elsewhere(Exception):
     "kagglehub answered with a folder of its own instead of the one asked for"
 
 _elsewhere = {}  # handle -> the folder kagglehub returned instead of ours (Kaggle notebooks, Colab)
+WAIT_FOR_DATA = 4 * 3600  # seconds a command waits for another one downloading or extracting the same dataset, then uses its copy
 _INTO = '.asl_lib-download'  # the folder inside our partial folder that kagglehub is asked to create
 
 def _fetch(handle:str, into:Path, method:str)->Path:
@@ -435,7 +506,8 @@ def download_kaggle(handle:str, # Kaggle dataset handle, `owner/name`
         if have is not None and have.is_dir() and any(have.iterdir()): return have
     made = [d for d in target.parents if not d.exists()]
     try:
-        with owned_folder(target, 'download', handle=handle, method=method) as partial:
+        with owned_folder(target, 'download', keep=lambda t: any(t.iterdir()), wait=WAIT_FOR_DATA, handle=handle, method=method) as partial:
+            if partial is None: return target  # another process downloaded it while this one waited
             into = partial/_INTO
             try: got = _fetch(handle, into, method)
             except Exception as e: raise DataError(_offline_message(handle, target, e)) from None
@@ -467,6 +539,33 @@ def _extraction_of(target:Path, zip_path:Path, stamp:str)->str:
         return 'same'
     return 'foreign'
 
+MAX_EXTRACT_GB = 50  # the most a zip may extract to (`ASL_MAX_EXTRACT_GB`): grassknoted's is 1.1 GB
+MAX_ZIP_RATIO = 100  # the most a zip above 100 MB may grow by when extracted (`ASL_MAX_ZIP_RATIO`): photos do not compress, bombs do
+
+def _limit(name:str, default:float)->float:
+    try: v = float(os.environ.get(name, default))
+    except ValueError: v = -1
+    if not v > 0: raise ConfigError(f"{name} must be a positive number, not {os.environ[name]!r}.")
+    return v
+
+def check_zip_size(zip_path:Path, # The zip
+                   infos:list, # Its members (`ZipFile.infolist()`)
+                   folder:Path, # Where it would be extracted
+                  ):
+    "Refuse to extract a zip bomb, or more than the disk holds: the sizes its directory declares (zipfile enforces them) against the limits"
+    total, packed = sum(i.file_size for i in infos), max(zip_path.stat().st_size, 1)
+    gb, ratio = _limit('ASL_MAX_EXTRACT_GB', MAX_EXTRACT_GB), _limit('ASL_MAX_ZIP_RATIO', MAX_ZIP_RATIO)
+    raise_it = "or unzip it yourself (if you trust it) and pass the folder"
+    if total > gb * 1e9:
+        raise DataError(f"{zip_path} would extract to {total/1e9:,.1f} GB, over asl_lib's limit of {gb:g} GB: raise it with ASL_MAX_EXTRACT_GB, {raise_it}.")
+    if total > 100e6 and total > ratio * packed:
+        raise DataError(f"{zip_path} would extract to {total/1e9:,.1f} GB, {total/packed:,.0f} times its size (limit: {ratio:g} times): a zip bomb? "
+                        f"Raise the limit with ASL_MAX_ZIP_RATIO, {raise_it}.")
+    d = folder
+    while not d.exists() and d != d.parent: d = d.parent
+    free = shutil.disk_usage(d).free
+    if total > free: raise DataError(f"{zip_path} extracts to {total/1e9:,.2f} GB but {d} has {free/1e9:,.2f} GB free: pass `dest` (asl-data --dest FOLDER) on a disk with room.")
+
 def _check_writable(folder:Path, zip_path:Path):
     "Raise unless `folder` can be created or written to"
     d = folder
@@ -494,8 +593,11 @@ def extract_zip(zip_path:Path|str, # A .zip holding a dataset
                             f"by asl_lib. Pass that folder itself, or another `dest` (asl-data --dest FOLDER).")
     _check_writable(target.parent, zip_path)
     try:
-        with owned_folder(target, 'extract', replace=True, inputs=(zip_path,), zip=str(zip_path.resolve()), stamp=stamp) as partial:
-            with zipfile.ZipFile(zip_path) as z: z.extractall(partial)
+        with zipfile.ZipFile(zip_path) as z: check_zip_size(zip_path, z.infolist(), target.parent)
+        same = lambda t: _extraction_of(t, zip_path, stamp) == 'same'  # another process extracted it while this one waited
+        with owned_folder(target, 'extract', replace=True, inputs=(zip_path,), keep=same, wait=WAIT_FOR_DATA, zip=str(zip_path.resolve()), stamp=stamp) as partial:
+            if partial is not None:
+                with zipfile.ZipFile(zip_path) as z: z.extractall(partial)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise DataError(f"{zip_path} is damaged ({type(e).__name__}: {e}): download it again, or unzip it with another tool "
                         f"and pass the folder.") from None

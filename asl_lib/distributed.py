@@ -7,7 +7,7 @@ Docs: https://asl-lib.github.io/asl_lib/distributed.html.md"""
 # %% auto #0
 __all__ = ['patch_fastai_for_cpu', 'distrib_kwargs', 'sync_batchnorm', 'gpu_driver_present', 'check_torch_build', 'check_nproc',
            'device_summary', 'setup_rank', 'barrier', 'alone', 'rank0_value', 'pickle_for_ranks', 'run_rank',
-           'torchrun_args', 'launch', 'launched_outside', 'join_launcher']
+           'run_child', 'torchrun_args', 'launch', 'launched_outside', 'join_launcher']
 
 # %% ../nbs/02a_distributed.ipynb #81b65321
 import atexit, importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile, threading
@@ -168,6 +168,20 @@ def run_rank(workdir:Path|str):
         raise
     finally: dist.destroy_process_group()
 
+# %% ../nbs/02a_distributed.ipynb #b812f23c
+def run_child(cmd:list, # The command, as for `subprocess.Popen`
+              grace:float=30, # Seconds it gets to stop on SIGTERM before it is killed
+              **kwargs, # More for `subprocess.Popen`
+             )->int: # Its exit code
+    "Run `cmd` to its end; if this process is interrupted (Ctrl-C, SIGTERM), stop it with SIGTERM first, so it cleans up, and wait for it"
+    proc = subprocess.Popen(cmd, **kwargs)
+    try: return proc.wait()
+    except BaseException:  # torchrun passes SIGTERM to every rank; each removes what it was writing
+        proc.terminate()
+        try: proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        raise
+
 # %% ../nbs/02a_distributed.ipynb #dcb58937
 def torchrun_args(nproc:int, # Processes on this machine
                   nnodes:int=1, # Machines
@@ -204,11 +218,11 @@ def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is n
         cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_args(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id), '--no-python',
                sys.executable, '-c', f'from asl_lib.distributed import run_rank; run_rank({str(workdir)!r})']
         threads = os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc)))
-        res = subprocess.run(cmd, env={**os.environ, 'OMP_NUM_THREADS': threads}, stdout=_stderr_fd())  # stdout is for results
-        if res.returncode:
+        code = run_child(cmd, env={**os.environ, 'OMP_NUM_THREADS': threads}, stdout=_stderr_fd())  # stdout is for results
+        if code:
             errors = '; '.join(f'{p.stem}: {p.read_text()}' for p in sorted(workdir.glob('rank*.error'))) or 'no rank reported an error'
             where = f'{nproc} processes' + (f' on machine {node_rank} of {nnodes}' if nnodes > 1 else '')
-            raise LaunchError(f"Training with {where} failed (torchrun exit code {res.returncode}): {errors}")
+            raise LaunchError(f"Training with {where} failed (torchrun exit code {code}): {errors}")
     finally:
         if not keep: shutil.rmtree(workdir, ignore_errors=True)  # our own temporary folder
     return workdir if keep else None

@@ -18,7 +18,7 @@ from urllib.error import URLError
 import timm, torch, torchvision
 from fastai.vision.all import *
 from .core import ConfigError, DataError, ModelFileError, read_description
-from .data import CHANNELS, CLASSES, grey_rgb, open_photo, upright
+from .data import CHANNELS, CLASSES, check_model_input, grey_rgb, open_photo, upright
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, mirror_sign
 
 # %% ../nbs/01a_models.ipynb #3d7d9452
@@ -234,7 +234,7 @@ def read_portable(path:Path|str, # `model.json`, or the folder holding it
                            f"No model at {f}: pass a run folder written by asl-train.", "a model.json written by asl_lib's export_portable")
     if cfg.get('channels', 'rgb') not in CHANNELS:
         raise ModelFileError(f"{f} describes a model that reads {cfg['channels']!r} images; this asl_lib knows {', '.join(CHANNELS)}: update asl_lib.")
-    return dict(cfg, path=str(f))
+    return dict(check_model_input(cfg, f), path=str(f))
 
 class Photo(PILImage):
     "A photo as a portable model reads it: a file opened upright and RGB (`asl_lib.data.open_photo`)"
@@ -273,6 +273,8 @@ def load_portable(path:Path|str, # A run folder, or its `model.json`
     try: sd = torch.load(weights, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise ModelFileError(f"{weights} is missing: {cfg['path']} needs it beside it.") from None
     except Exception as e: raise ModelFileError(f"{weights} is not a weights file asl_lib can load ({type(e).__name__}: {str(e)[:200]}).") from None
+    if not isinstance(sd, dict) or any(torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all() for v in sd.values()):
+        raise ModelFileError(f"{weights} holds weights that are not numbers (NaN or infinite): the training diverged. Train again with a lower learning rate.")
     learn = create_learner(_portable_dls(cfg, dev), cfg['arch'], pretrained=False)
     if dev.type != 'cuda' and hasattr(learn, 'mixed_precision'): learn = learn.to_contiguous(to_fp32=True)  # as load_learner(cpu=True)
     try: learn.model.load_state_dict(sd)
