@@ -7,15 +7,15 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
            'ExtraError', 'FolderBusy', 'TrainingDiverged', 'Terminated', 'check_positive', 'mark_owned', 'owner_info',
-           'is_owned', 'check_output', 'read_description', 'read_yaml', 'import_extra', 'writer_of', 'remove_owned',
-           'remove_stale', 'partial_path', 'claimed', 'owned_folder', 'json_ready', 'dumps', 'emit', 'debug_mode',
-           'sigterm_raises', 'error_message', 'run_cli', 'cli']
+           'is_owned', 'check_output', 'check_output_file', 'read_description', 'read_yaml', 'import_extra',
+           'writer_of', 'remove_owned', 'remove_stale', 'partial_path', 'claimed', 'owned_folder', 'json_ready',
+           'dumps', 'emit', 'debug_mode', 'sigterm_raises', 'error_message', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
 import errno, importlib, json, math, os, shutil, signal, socket, sys, threading, time, uuid, inspect
 try: import fcntl  # POSIX: the lock that says a folder is being written
 except ImportError: fcntl = None
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from functools import wraps
 from pathlib import Path
 from fastcore.script import CliError, parse_cli
@@ -23,6 +23,9 @@ from fastcore.script import CliError, parse_cli
 # %% ../nbs/00_core.ipynb #53908c9e
 class AslError(CliError):
     "A problem the message explains, with the fix: commands print the message alone and exit 1"
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.message = str(args[0]) if args else ''  # kept as raised: fastai rewrites `args` of errors raised in callbacks
 
 class DataError(AslError):
     "A dataset that cannot be used as asked"
@@ -103,6 +106,19 @@ def check_output(path:Path|str, # The output folder a command would create or re
         if p == ip or p in ip.parents or ip in p.parents:
             raise OutputError(f"The {what} {path} overlaps the input {i}: pass a folder outside it.")
     return Path(path).expanduser().absolute()
+
+# %% ../nbs/00_core.ipynb #90f3a620
+def check_output_file(path:Path|str, # A file a command would create or add to (a journal, a database)
+                      inputs:tuple=(), # Input datasets it must stay clear of
+                      what:str='output file', # How to name it in messages
+                      ours=None, # `ours(path)` -> True when an existing file at `path` is of the kind the command writes
+                     )->Path: # `path`, absolute
+    "The rule of output folders for one file: never in an input or the current folder's place, and an existing file only of its own kind"
+    p = check_output(path, inputs, what)
+    if p.is_dir(): raise OutputError(f"The {what} {path} is a folder: pass the path of a file in it.")
+    if p.exists() and not (ours is not None and ours(p)):
+        raise OutputError(f"Refusing to write the {what} into {path}: that file exists and is not one. Pass a new file name.")
+    return p
 
 # %% ../nbs/00_core.ipynb #2098bbbc
 def read_description(f:Path, # The JSON file
@@ -339,6 +355,14 @@ def debug_mode()->bool:
 # %% ../nbs/00_core.ipynb #9e563814
 def _terminated(signum, frame): raise Terminated()
 
+class _LineEnd:
+    "`stream`, remembering whether what was written to it so far ends a line (progress bars end theirs with a carriage return)"
+    def __init__(self, stream): self.stream, self.at_start = stream, True
+    def write(self, s):
+        if s: self.at_start = s.endswith('\n')
+        return self.stream.write(s)
+    def __getattr__(self, name): return getattr(self.stream, name)
+
 @contextmanager
 def sigterm_raises():
     "Within the block, SIGTERM raises `Terminated` (main thread only), so folders being written are removed as on Ctrl-C"
@@ -349,21 +373,24 @@ def sigterm_raises():
 
 _FULL = {errno.ENOSPC: 'No space left on the disk', errno.EDQUOT: 'The disk quota is used up', errno.EFBIG: 'A file grew past the size allowed'}
 
+_TORCH_WRITE = ('PytorchStreamWriter', 'inline_container', 'file write failed')  # torch.save's zip writer loses the errno
+
 def _write_failure(e:BaseException)->OSError|None:
-    "The OSError of a full disk behind `e`, also when a library wrapped it (torch.save says 'file write failed')"
+    "The OSError of a full disk behind `e`; for torch.save's failed writes, one without an errno"
     while e is not None:
         if isinstance(e, OSError) and e.errno in _FULL: return e
-        if isinstance(e, RuntimeError) and 'write failed' in str(e): return OSError(errno.ENOSPC, 'write failed', None)
+        if isinstance(e, RuntimeError) and any(w in str(e) for w in _TORCH_WRITE): return OSError(None, str(e).splitlines()[-1].strip()[:120])
         e = e.__cause__ or e.__context__
     return None
 
 def error_message(e:Exception)->str:
     "The one line a command prints for `e`: its message for asl_lib's errors and a full disk, else its type and text"
+    if isinstance(e, AslError): return e.message
     if isinstance(e, CliError): return str(e)
     if (w := _write_failure(e)) is not None:
-        where = f' while writing {w.filename}' if w.filename else ''
-        return (f"{_FULL.get(w.errno, _FULL[errno.ENOSPC])}{where}: free some space, or write elsewhere (--out on a disk with room); "
-                f"unfinished output folders were removed.")
+        what = (f"{_FULL[w.errno]}{f' while writing {w.filename}' if w.filename else ''}:" if w.errno in _FULL else
+                f"Writing a file failed ({w.strerror}); is the disk full?")
+        return f"{what} free some space, or write elsewhere (--out on a disk with room); unfinished output folders were removed."
     return f"{type(e).__name__}: {str(e)[:500]}\n(an unexpected error: ASL_DEBUG=1 or --debug shows where it happened)"
 
 def run_cli(func, # The library-level command function
@@ -376,16 +403,17 @@ def run_cli(func, # The library-level command function
     saved_argv, sys.argv = sys.argv, [sys.argv[0], *argv]
     try: pargs, kwargs, _ = parse_cli(func)  # usage errors: argparse prints them and exits 2
     finally: sys.argv = saved_argv
-    _results[0] = sys.stdout
+    _results[0], chatter = sys.stdout, _LineEnd(sys.stderr)
+    say = lambda msg: print(('' if chatter.at_start else '\n') + msg, file=sys.stderr)  # never on the line of a progress bar
     try:
-        with redirect_stdout(sys.stderr), sigterm_raises(): res = func(*pargs, **kwargs)
+        with redirect_stdout(chatter), redirect_stderr(chatter), sigterm_raises(): res = func(*pargs, **kwargs)
     except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr); return 130
+        say('interrupted'); return 130
     except Terminated:
-        print('terminated', file=sys.stderr); return 143  # 128 + SIGTERM, as a shell reports it
+        say('terminated'); return 143  # 128 + SIGTERM, as a shell reports it
     except Exception as e:
         if debug_mode(): raise
-        print(f'error: {error_message(e)}', file=sys.stderr); return 1
+        say(f'error: {error_message(e)}'); return 1
     finally: _results[0] = None
     sys.stdout.flush()
     return res if isinstance(res, int) and not isinstance(res, bool) else 0

@@ -197,7 +197,7 @@ def check_model_input(cfg:dict, # A model description: `size`, `normalize` (and 
     def bad(why): raise ModelFileError(f"{where} is damaged or was edited: {why}. Train or export the model again.")
     size, norm = cfg.get('size'), cfg.get('normalize')
     if cfg.get('input', 'image') == 'landmarks' and size is None and norm is None: return cfg
-    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024: bad(f"size {str(size)[:20]!r} is not a whole number of pixels from 8 to 1024")
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024: bad(f"size {repr(size)[:20]} is not a whole number of pixels from 8 to 1024")
     for k in ('mean', 'std'):
         v = norm.get(k) if isinstance(norm, dict) else None
         if not (isinstance(v, list) and len(v) == 3 and all(isinstance(o, (int, float)) and not isinstance(o, bool) and math.isfinite(o) for o in v)):
@@ -320,8 +320,10 @@ def _walk(root:Path)->tuple[list, dict]:
     "Every visible file below `root`, sorted, and what cannot be used as a file at all (path -> why): never an exception"
     files, bad = [], {}
     def _unreadable(e): bad[Path(e.filename)] = f'folder cannot be read ({e.strerror})'
-    for d, dirs, names in os.walk(root, onerror=_unreadable):  # links to folders are not followed
-        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+    for d, dirs, names in os.walk(root, onerror=_unreadable):
+        for x in dirs:
+            if not x.startswith('.') and (Path(d)/x).is_symlink(): bad[Path(d)/x] = 'a link to a folder: not followed'
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.') and not (Path(d)/x).is_symlink())
         for n in names:
             if n.startswith('.'): continue
             p = Path(d)/n

@@ -10,7 +10,7 @@ __all__ = ['patch_fastai_for_cpu', 'distrib_kwargs', 'sync_batchnorm', 'gpu_driv
            'run_child', 'torchrun_args', 'launch', 'launched_outside', 'join_launcher']
 
 # %% ../nbs/02a_distributed.ipynb #81b65321
-import atexit, importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile, threading
+import atexit, codecs, importlib, io, json, os, pickle, platform, shutil, signal, subprocess, sys, tempfile, threading
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -132,11 +132,6 @@ def pickle_for_ranks(objs, # What the ranks need, such as a list of callbacks
     return buf.getvalue()
 
 # %% ../nbs/02a_distributed.ipynb #61f68c9a
-def _stderr_fd()->int|None:
-    "This process's standard error as a file descriptor, where the ranks' progress and chatter go"
-    try: return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError): return None
-
 def _target(path:str):
     "The function named by the import path `module.name`"
     module, name = path.rsplit('.', 1)
@@ -169,18 +164,32 @@ def run_rank(workdir:Path|str):
     finally: dist.destroy_process_group()
 
 # %% ../nbs/02a_distributed.ipynb #b812f23c
+def _relay(src, passing:list):
+    "Copy what `src` (a child's output) says to our standard error while `passing[0]`, as it comes (progress bars included)"
+    text = codecs.getincrementaldecoder('utf-8')(errors='replace')  # a character may be split between two chunks
+    while chunk := src.read1(1 << 16):
+        if not passing[0]: continue
+        try: sys.stderr.write(text.decode(chunk)); sys.stderr.flush()
+        except (OSError, ValueError): pass
+
 def run_child(cmd:list, # The command, as for `subprocess.Popen`
               grace:float=30, # Seconds it gets to stop on SIGTERM before it is killed
               **kwargs, # More for `subprocess.Popen`
              )->int: # Its exit code
-    "Run `cmd` to its end; if this process is interrupted (Ctrl-C, SIGTERM), stop it with SIGTERM first, so it cleans up, and wait for it"
-    proc = subprocess.Popen(cmd, **kwargs)
-    try: return proc.wait()
+    "Run `cmd` to its end, its output shown on our standard error; interrupted (Ctrl-C, SIGTERM), stop it with SIGTERM, so it cleans up, and wait"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    passing = [True]
+    relay = threading.Thread(target=_relay, args=(proc.stdout, passing), daemon=True)
+    relay.start()
+    try: code = proc.wait()
     except BaseException:  # torchrun passes SIGTERM to every rank; each removes what it was writing
+        passing[0] = False  # what they say while stopping (torchrun's own traceback) is not the user's business
         proc.terminate()
         try: proc.wait(timeout=grace)
         except subprocess.TimeoutExpired: proc.kill(); proc.wait()
         raise
+    relay.join(10)
+    return code
 
 # %% ../nbs/02a_distributed.ipynb #dcb58937
 def torchrun_args(nproc:int, # Processes on this machine
@@ -218,7 +227,7 @@ def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is n
         cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_args(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id), '--no-python',
                sys.executable, '-c', f'from asl_lib.distributed import run_rank; run_rank({str(workdir)!r})']
         threads = os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc)))
-        code = run_child(cmd, env={**os.environ, 'OMP_NUM_THREADS': threads}, stdout=_stderr_fd())  # stdout is for results
+        code = run_child(cmd, env={**os.environ, 'OMP_NUM_THREADS': threads})  # its output goes to stderr: stdout is for results
         if code:
             errors = '; '.join(f'{p.stem}: {p.read_text()}' for p in sorted(workdir.glob('rank*.error'))) or 'no rank reported an error'
             where = f'{nproc} processes' + (f' on machine {node_rank} of {nnodes}' if nnodes > 1 else '')

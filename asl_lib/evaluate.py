@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 from sklearn.metrics import classification_report, confusion_matrix
 from fastai.vision.all import *
 
-from .core import DataError, OutputError, check_output, check_positive, cli, emit, owned_folder, owner_info
-from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model_input, open_photo, upright
+from .core import DataError, OutputError, check_output, check_positive, cli, dumps, emit, owned_folder, owner_info
+from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model_input, open_photo, shown, upright
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
@@ -31,7 +31,7 @@ def _scored_items(inv, vocab:list)->tuple:
     keep = [i for i, l in enumerate(inv.labels) if l in vocab]
     notes = dict(missing_classes=[c for c in vocab if c not in inv.counts],
                  unknown_classes=dict(inv.unknown, **{c: n for c, n in inv.counts.items() if c not in vocab}),
-                 bad_files={str(k): v for k, v in inv.bad.items()})
+                 bad_files={shown(k): v for k, v in inv.bad.items()})
     return [inv.items[i] for i in keep], [inv.labels[i] for i in keep], notes
 
 # %% ../nbs/04_evaluate.ipynb #db29151a
@@ -57,7 +57,9 @@ def plot_worst(df:pd.DataFrame, fname:Path, n:int=16,
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, worst.itertuples()):
         img = model_input((items or {}).get(r.file, r.file))
-        ax.imshow(upright(img) if isinstance(img, Image.Image) else open_photo(img)); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
+        img = upright(img) if isinstance(img, Image.Image) else open_photo(img)
+        img.thumbnail((256, 256))  # a tile is 2.5 inches: matplotlib would hold a 48 MP photo as 1.5 GB of floats
+        ax.imshow(img); ax.set_title(f'{r.actual} -> {r.predicted} ({r.prob:.2f})', fontsize=9)
     fig.suptitle('most confident mistakes (actual -> predicted)' if len(worst) else 'no mistakes')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
@@ -149,7 +151,7 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     plt.close(plot_confusion(cm, vocab, f'{dest.name}: accuracy {report["accuracy"]:.3f}', d/'confusion_matrix.png'))
     plot_per_class(pd.Series({c: v['accuracy'] for c, v in per_class.items()}), d/'per_class_accuracy.png')
     plot_worst(df, d/'worst_mistakes.png', items={str(o): o for o in items} if inv.layout == SIGN_MNIST_LAYOUT else None)
-    (d/'report.json').write_text(json.dumps(dict(report, report_dir=str(dest)), indent=2))
+    (d/'report.json').write_text(dumps(dict(report, report_dir=str(dest)), indent=2))
     return dict(report, report_dir=str(dest))
 
 # %% ../nbs/04_evaluate.ipynb #af3d5639

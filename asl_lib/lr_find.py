@@ -11,6 +11,7 @@ __all__ = ['SUGGESTIONS', 'FALLBACK_LR', 'find_lr']
 import json, math, tempfile, warnings
 from pathlib import Path
 import matplotlib.pyplot as plt
+from .core import dumps
 from fastai.vision.all import *
 
 # %% ../nbs/02_lr_find.ipynb #d851f8fa
@@ -38,5 +39,5 @@ def find_lr(learn:Learner, # A learner ready to train
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out/'lr_find.png', dpi=100, bbox_inches='tight')
-        (out/'lr_find.json').write_text(json.dumps(result, indent=2))
+        (out/'lr_find.json').write_text(dumps(result, indent=2))
     return result

@@ -18,6 +18,10 @@ from PIL import Image
 from .core import DataError, ModelFileError, check_positive, import_extra, read_description
 from .data import CHANNELS, MAX_PIXELS, ImageTooLarge, check_model_input, grey_rgb, open_photo, upright  # PIL and numpy only: no torch
 
+# onnxruntime writes a device id and an event database under ~/.cache/Microsoft unless this is set before it is imported, by anyone
+# (torch's exporter and onnxscript import it too): asl_lib writes nothing outside what the user asked for
+os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')
+
 # %% ../nbs/11a_onnx_runtime.ipynb #a25d7858
 FORMAT = 'asl_lib-onnx'
 FORMAT_VERSION = 1
@@ -87,7 +91,6 @@ def preprocess(img:Image.Image, # An RGB image from `read_image`
 def onnxruntime(extra:str='serve', # The extra to name in the error
                ):
     "The onnxruntime module, imported on first use: without it an `ExtraError` naming `pip install \"asl_lib[extra]\"`"
-    os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # else onnxruntime writes a device id and an event database under ~/.cache/Microsoft
     return import_extra('onnxruntime', extra, 'Running ONNX models')
 
 def check_session(session, # An onnxruntime `InferenceSession` of `path`

@@ -55,7 +55,8 @@ def make_app(model, # An `OnnxModel`, or where to load one from (see `onnx_runti
              max_bytes:int=MAX_BYTES, # The largest request body
              max_pixels:int=MAX_PIXELS, # The largest image, in pixels, checked before decoding
              max_files:int=MAX_FILES, # The most images in one request
-             max_busy:int=MAX_BUSY, # Requests worked on at once; others wait up to `QUEUE_SECONDS`, then get 503
+             max_busy:int=MAX_BUSY, # Requests worked on at once; others wait their turn up to `wait` seconds, then get 503
+             wait:float=QUEUE_SECONDS, # Seconds a request waits for its turn
             ):
     "The FastAPI app of the scoring service: `GET /health` and `POST /predict`"
     for k, v in dict(max_bytes=max_bytes, max_pixels=max_pixels, max_files=max_files, max_busy=max_busy).items(): check_positive(k, v)
@@ -66,7 +67,8 @@ def make_app(model, # An `OnnxModel`, or where to load one from (see `onnx_runti
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
     model = model if isinstance(model, OnnxModel) else OnnxModel(model)
-    limits = dict(max_bytes=max_bytes, max_pixels=max_pixels, max_files=max_files, max_busy=max_busy)
+    if not (isinstance(wait, (int, float)) and wait >= 0): raise ConfigError(f"wait must be a number of seconds, not {wait!r}.")
+    limits = dict(max_bytes=max_bytes, max_pixels=max_pixels, max_files=max_files, max_busy=max_busy, wait=wait)
     turns = asyncio.Semaphore(max_busy)  # a waiting request holds no body: uvicorn stops reading a socket nobody reads
     app = FastAPI(title='asl_lib scoring service', version=asl_lib.__version__,
                   description='ASL alphabet letters for photos of a hand, from an ONNX model exported by asl_lib.')
@@ -94,7 +96,9 @@ def make_app(model, # An `OnnxModel`, or where to load one from (see `onnx_runti
     @app.post('/predict')
     async def predict(request:Request, topk:int=Query(3, ge=1, description='Best classes to return per image')):
         "The letter of each image sent as multipart/form-data (any field name; `files` by convention), as `asl-predict --json` prints it"
-        try: await asyncio.wait_for(turns.acquire(), QUEUE_SECONDS)
+        try:
+            if turns.locked(): await asyncio.wait_for(turns.acquire(), wait)
+            else: await turns.acquire()  # free: taken at once (wait_for with no time left would give up even on a free one)
         except (asyncio.TimeoutError, TimeoutError):
             raise HTTPException(503, f"The service is busy ({max_busy} requests at work): try again in a moment.", headers={'Retry-After': '1'}) from None
         try:
@@ -136,6 +140,7 @@ def asl_serve(model:str, # The folder asl-export wrote (or its model.onnx), or a
               max_pixels:int=MAX_PIXELS, # Largest image, in pixels, checked before decoding (413 above)
               max_files:int=MAX_FILES, # Most images in one request (400 above)
               max_busy:int=MAX_BUSY, # Requests worked on at once; others wait their turn, then get 503 with Retry-After
+              wait:float=QUEUE_SECONDS, # Seconds a request waits for its turn
               threads:int=None, # onnxruntime threads per inference (default: onnxruntime's)
              ):
     "Serve an exported model over HTTP (POST /predict, GET /health) with onnxruntime: no torch, no fastai, no pickle"
@@ -145,7 +150,7 @@ def asl_serve(model:str, # The folder asl-export wrote (or its model.onnx), or a
     serve_deps()
     import uvicorn
     m = OnnxModel(model, threads)
-    app = make_app(m, max_bytes, max_pixels, max_files, max_busy)
+    app = make_app(m, max_bytes, max_pixels, max_files, max_busy, wait)
     sock = listen_socket(host, port)  # a busy port or an unknown host is a message before anything is said to be served
     print(f"serving {m.meta.get('arch')} from {m.path} on http://{host}:{port} (POST /predict, GET /health, docs at /docs); Ctrl-C stops",
           file=sys.stderr)

@@ -127,9 +127,10 @@ def tree_hash(path:Path|str)->str:
     "A hash of every file's relative path and bytes below `path` (or of the file `path`): equal before and after means nothing changed"
     h, path = hashlib.sha256(), Path(path)
     if path.is_file(): h.update(path.read_bytes())
-    for p in sorted(path.rglob('*') if path.is_dir() else []):
-        h.update(str(p.relative_to(path)).encode())
-        if p.is_file(): h.update(p.read_bytes())
+    for p in sorted(path.rglob('*') if path.is_dir() else []):  # links to folders are not followed
+        h.update(os.fsencode(p.relative_to(path)))  # names that are not UTF-8 too
+        if p.is_symlink(): h.update(b'-> ' + os.fsencode(os.readlink(p)))  # a link, not what it points to (/proc/1/cwd)
+        elif p.is_file(): h.update(p.read_bytes())
     return h.hexdigest()
 
 # %% ../nbs/98_testing.ipynb #839b6b61
