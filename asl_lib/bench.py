@@ -7,7 +7,7 @@ Docs: https://asl-lib.github.io/asl_lib/bench.html.md"""
 # %% auto #0
 __all__ = ['TrainTimer', 'speed_learner', 'training_precision', 'precision_text', 'fastai_train_speed', 'plain_train_speed',
            'loader_speed', 'loading_speeds', 'worker_speed', 'pipeline_speeds', 'peak_memory_mb', 'train_inventory',
-           'bench', 'report_lines', 'pipeline_line', 'asl_bench']
+           'bench_workers', 'bench', 'report_lines', 'pipeline_line', 'asl_bench']
 
 # %% ../nbs/07_bench.ipynb #9af3c5a7
 import resource, time
@@ -20,7 +20,7 @@ from fastai.vision.all import *
 
 from .core import ConfigError, DataError, check_positive, cli, emit
 from .data import GRASSKNOTED, Inventory, get_inventory
-from .datablock import BatchResize, get_dls
+from .datablock import BatchResize, default_workers, get_dls
 from .models import arch_spec, create_learner
 from .evaluate import cpu_latency_ms
 
@@ -139,11 +139,16 @@ def train_inventory(data)->Inventory:
     if inv.layout != 'folders': raise DataError(f'{inv.root}: the plain loop reads class folders (ImageFolder); this set is {inv.layout}. Pass a dataset with one folder per class.')
     return inv
 
+def bench_workers()->int:
+    "Loader workers for the training measurements: as training uses on a GPU (`default_workers`); none on a CPU, where they take cores from the model"
+    return default_workers() if torch.cuda.is_available() else 0
+
 def bench(data, # Kaggle handle or folder of training images (class folders), or its `Inventory`
-          arch:str='resnet18', size:int=64, bs:int=64, per_class:int|None=None, workers:int=0,
+          arch:str='resnet18', size:int=64, bs:int=64, per_class:int|None=None,
+          workers:int|None=None, # Loader workers for training (None: `bench_workers()`)
          )->dict:
     "Measure training, validation and loading speed, CPU latency and memory for `arch`, against the plain PyTorch loop"
-    spec = arch_spec(arch)
+    spec, workers = arch_spec(arch), bench_workers() if workers is None else workers
     if spec.input != 'image': raise ConfigError(f"asl-bench measures image pipelines against a plain PyTorch loop; {arch} reads hand landmarks: use an image architecture.")
     inv = train_inventory(data)  # verified once; every loader below reuses it
     root = inv.root
@@ -201,7 +206,7 @@ def asl_bench(data:str=GRASSKNOTED, # Kaggle handle or folder of training images
               size:int=64, # Image size in pixels
               bs:int=64, # Batch size
               per_class:int=None, # Cap on images per class
-              workers:int=0, # DataLoader workers for the training measurements
+              workers:int=None, # DataLoader workers for the training measurements (default: as training uses on a GPU, none on a CPU)
               loaders:str='0,1,2', # Worker counts to time data loading with
               pipeline_size:int=224, # Image size for the per-worker pipeline comparison
               pipeline_images:int=512, # Images per timed pass of that comparison

@@ -129,7 +129,9 @@ def read_description(f:Path, # The JSON file
                      what:str, # What it is, for messages ("a model.json written by asl-train")
                     )->dict:
     "The checked contents of a versioned JSON description asl_lib wrote: a one-line `ModelFileError` otherwise"
-    try: d = json.loads(Path(f).read_text())
+    try:
+        if Path(f).stat().st_size > 10_000_000: raise ValueError('over 10 MB: asl_lib writes a few kilobytes')
+        d = json.loads(Path(f).read_text())
     except FileNotFoundError: raise ModelFileError(missing) from None
     except (OSError, ValueError) as e: raise ModelFileError(f"{f} is not {what} asl_lib can read ({e}).") from None
     if not isinstance(d, dict) or d.get('format') != fmt or any(k not in d for k in need): raise ModelFileError(f"{f} is not {what}.")

@@ -6,7 +6,7 @@ Docs: https://asl-lib.github.io/asl_lib/data.html.md"""
 
 # %% auto #0
 __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'SIGN_MNIST', 'SIGN_MNIST_LAYOUT', 'SIGN_MNIST_FILES', 'SIGN_MNIST_HEADER',
-           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'MAX_PIXELS', 'DRAFT_SIDE', 'CHANNELS', 'WAIT_FOR_DATA',
+           'SIGN_MNIST_CLASSES', 'IMAGE_EXTS', 'MAX_PIXELS', 'DRAFT_SIDE', 'CHANNELS', 'MAX_CSV_BYTES', 'WAIT_FOR_DATA',
            'MAX_EXTRACT_GB', 'MAX_ZIP_RATIO', 'sign_mnist_label', 'normalize_label', 'label_from_name', 'frame_index',
            'find_image_root', 'check_image', 'upright', 'ImageTooLarge', 'open_photo', 'grey_rgb', 'check_model_input',
            'ImageLabeller', 'Inventory', 'cache_dir', 'files_stamp', 'shown', 'scan', 'PixelRow', 'model_input',
@@ -397,13 +397,17 @@ def _first_bad_row(f:Path, start:int=0)->str:
             if r > start and (problem := _row_problem(fields)): return f"{f}, row {r} (line {line}): {problem}."
     return f"{f} could not be read as a Sign-MNIST CSV."
 
+MAX_CSV_BYTES = 1_000_000_000  # pandas holds several times a CSV's size: a file far past Sign-MNIST's 83 MB is refused unread
+
 def read_sign_mnist(csv:Path|str, # A CSV in Sign-MNIST's format
                    )->tuple[np.ndarray, np.ndarray]: # Labels (0-24, no 9), and pixels as uint8 `(rows, 28, 28)`
     "Read a Sign-MNIST CSV, checked: a one-line `DataError` names the file and the first bad row"
     import pandas as pd
     f = Path(csv)
     try:
-        with open(f, newline='') as fh: header = [h.strip().strip('"') for h in fh.readline().rstrip('\r\n').split(',')]
+        if f.stat().st_size > MAX_CSV_BYTES:
+            raise DataError(f"{f} is {f.stat().st_size/1e9:,.1f} GB, more than a Sign-MNIST CSV holds (the training CSV is 83 MB): pass the right file.")
+        with open(f, newline='') as fh: header = [h.strip().strip('"') for h in fh.readline(100_000).rstrip('\r\n').split(',')]
     except (OSError, UnicodeDecodeError) as e: raise DataError(f"Cannot read {f} as a Sign-MNIST CSV ({type(e).__name__}: {e}).") from None
     if header != SIGN_MNIST_HEADER:
         raise DataError(f"{f} is not a Sign-MNIST CSV: its header is {','.join(header[:3])}{',...' if len(header) > 3 else ''} "

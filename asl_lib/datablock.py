@@ -19,7 +19,7 @@ from fastai.vision.all import *
 from .core import ConfigError, DataError, owned_folder
 from .hands import HandCrop, LandmarkFeatures, N_FEATURES, hand_table
 from .data import (CLASSES, SIGN_MNIST_FILES, SIGN_MNIST_LAYOUT, ImageLabeller, Inventory, PixelRow, cache_dir, files_stamp, frame_index,
-                          grey_rgb, open_photo, upright,
+                          WAIT_FOR_DATA, grey_rgb, open_photo, upright,
                           label_from_name, normalize_label, scan, sign_mnist_test_csv)
 from PIL import Image
 
@@ -158,8 +158,11 @@ def resized_copy(inv:Inventory, # What `scan` found in the source
     root = inv.root.resolve()
     dest = cache/f"{root.name}-{size}px-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
     stamp = files_stamp(inv.root, inv.items, size)
-    if (dest/'.stamp').exists() and (dest/'.stamp').read_text() == stamp: return dest
-    with owned_folder(dest, 'cache', replace=True, inputs=(inv.root,)) as tmp:  # replaces only our own stale copy
+    current = lambda d: (d/'.stamp').exists() and (d/'.stamp').read_text() == stamp
+    if current(dest): return dest
+    # replaces only our own stale copy; a second training making the same copy waits for the first and uses it
+    with owned_folder(dest, 'cache', replace=True, inputs=(inv.root,), keep=current, wait=WAIT_FOR_DATA) as tmp:
+        if tmp is None: return dest
         with ThreadPoolExecutor(os.cpu_count()) as ex:
             list(ex.map(lambda p: _resize_one(p, tmp/p.relative_to(inv.root), size), inv.items))
         (tmp/'.stamp').write_text(stamp)
@@ -204,9 +207,9 @@ def default_workers()->int:
     return max(1, min(16, num_cpus() // max(1, num_distrib())))
 
 def _loader_kwargs(workers:int, device)->dict:
-    "Pinned memory and persistent workers on CUDA"
+    "Pinned memory on CUDA (persistent workers would be ignored: fastai makes a new torch iterator for every pass)"
     cuda = torch.device(device or default_device()).type == 'cuda'
-    return dict(pin_memory=cuda, persistent_workers=cuda and workers > 0)
+    return dict(pin_memory=cuda)
 
 # %% ../nbs/01_datablock.ipynb #7b18a8df
 def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `Inventory` of one (see `asl_lib.data.get_inventory`)

@@ -258,7 +258,9 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
         raise ConfigError(f"This process is already one of {num_distrib()} ranks that a launcher started: drop nproc and nnodes (--nproc, --nnodes).")
     spec, out, local = arch_spec(cfg.arch), Path(cfg.out).expanduser().absolute(), _local(cfg.data)
     if local: cfg.data = local
-    final = next_run_dir(out, cfg.name or default_run_name(cfg), cfg.overwrite or cfg.nnodes > 1)  # several machines: no -N they could disagree on
+    name = cfg.name or default_run_name(cfg)
+    if num_distrib() > 1 and not outside: final = out/name  # a rank of our own launch: the launcher chose the folder, and rank 0 holds it
+    else: final = next_run_dir(out, name, cfg.overwrite or cfg.nnodes > 1)  # several machines: no -N they could disagree on
     if spec.input == 'landmarks' or cfg.crop: mediapipe_hands()  # a missing extra is one message, before any download
     if cfg.track: from asl_lib.track import mlflow_module; mlflow_module()  # likewise (imported here only: `track` is a layer above)
     if num_distrib() <= 1 or outside:  # the process the user started (under the user's own launcher: every rank)
@@ -285,9 +287,11 @@ def train(*args, # The fields of `TrainConfig`, by position or by name
             if cfg.node_rank == 0: remove_stale(partial_path(final))  # never a folder another process is writing
             raise
         return final
-    set_seed(cfg.seed, reproducible=cfg.reproducible)
-    torch.backends.cudnn.benchmark = not cfg.reproducible
     rank = rank_distrib()
+    # each rank its own augmentation draws; the split and the sample are seeded by `cfg.seed` itself, DistributedDL gives every
+    # rank rank 0's shuffled order, and DDP starts every rank from rank 0's weights
+    set_seed(cfg.seed + rank, reproducible=cfg.reproducible)
+    torch.backends.cudnn.benchmark = not cfg.reproducible
     inputs = [local] if local else []
     with owned_folder(final, 'run', replace=cfg.overwrite, inputs=inputs) if rank == 0 else nullcontext(partial_path(final)) as run:
         inv = rank0_value(get_inventory, cfg.data, part='train')  # one scan: a folder here when launched (the launcher got it ready)

@@ -53,7 +53,7 @@ def png(w, h)->bytes:
 
 def test_health(server, exported):
     h = requests.get(server['url'] + '/health', timeout=5).json()
-    assert (h['status'], h['model']['arch'], h['model']['file'], h['limits']) == ('ok', 'resnet18', str(exported/'model.onnx'), LIMITS)
+    assert (h['status'], h['model']['arch'], h['model']['file'], h['limits']) == ('ok', 'resnet18', str(exported/'model.onnx'), dict(LIMITS, max_busy=4, wait=10))  # busy and wait: the defaults
 
 def test_predictions_are_onnx_predictions(server, exported, photos):
     want = OnnxModel(exported).predict(photos, topk=5, names=[p.name for p in photos])
