@@ -253,8 +253,8 @@ def _mkdir(p:Path):
 # %% ../nbs/00_core.ipynb #7f29ef51
 _HOST = socket.gethostname()
 
-def _claim(folder:Path, kind:str, info:dict, wait:float=0)->int:
-    "Create `folder`, marked and locked by this process, in one atomic step; wait up to `wait` seconds for another writer, then `FolderBusy`"
+def _claim(folder:Path, kind:str, info:dict, wait:float=0, clear:bool=False)->int:
+    "Create `folder`, marked and locked by this process, in one atomic step; wait up to `wait` seconds for another writer, then `FolderBusy`; `clear` an abandoned one"
     tmp = folder.with_name(f'.{folder.name}.{uuid.uuid4().hex[:8]}.new')  # made whole, then renamed: `folder` never exists unmarked
     _mkdir(tmp)
     try:
@@ -269,7 +269,8 @@ def _claim(folder:Path, kind:str, info:dict, wait:float=0)->int:
             except OSError as e:
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR): raise
             who = writer_of(folder)
-            if who is None: remove_owned(folder); continue  # left by a process that died (or empty): ours to clear; anything else is refused
+            if who is None and not clear: raise OutputError(f"{folder} appeared while this command started: pass another folder.")
+            if who is None: remove_owned(folder); continue  # a partial left by a process that died: ours to clear; anything else is refused
             if time.monotonic() >= deadline: _busy(folder, who)
             if not told: print(f"waiting for process {who.get('pid', '?')}, which is writing {folder}", file=sys.stderr); told = True
             time.sleep(0.5)
@@ -279,10 +280,11 @@ def _claim(folder:Path, kind:str, info:dict, wait:float=0)->int:
 def claimed(folder:Path|str, # The folder to create
             kind:str, # What it holds (written in the marker)
             wait:float=0, # Seconds to wait for another asl_lib process writing `folder` before `FolderBusy`
+            clear:bool=False, # Remove an abandoned `folder` (asl_lib's, nobody writing it): only for work in progress, such as `NAME.partial`
             **info, # More to write in the marker
            ):
     "Create `folder` marked as asl_lib's and hold it while the block runs: other asl_lib processes see that it is being written"
-    fd = _claim(Path(folder), kind, info, wait)
+    fd = _claim(Path(folder), kind, info, wait, clear)
     try: yield Path(folder)
     finally: os.close(fd)
 
@@ -317,7 +319,7 @@ def owned_folder(final:Path|str, # Where the finished folder goes
     "Yield a marked `final.partial` to write into; move it to `final` on success, remove it on any error, Ctrl-C or SIGTERM"
     final = check_output(final, inputs, f'{kind} folder')
     if keep is None or not final.exists(): _check_replace(final, kind, replace)  # before any work
-    with claimed(partial_path(final), kind, wait, **info) as partial:
+    with claimed(partial_path(final), kind, wait, clear=True, **info) as partial:
         try:
             if keep is not None and final.exists() and keep(final):
                 shutil.rmtree(partial); yield None; return
