@@ -27,33 +27,43 @@ class AslError(CliError):
         super().__init__(*args)
         self.message = str(args[0]) if args else ''  # kept as raised: fastai rewrites `args` of errors raised in callbacks
 
+# %% ../nbs/00_core.ipynb #3729bf5f
 class DataError(AslError):
     "A dataset that cannot be used as asked"
 
+# %% ../nbs/00_core.ipynb #3379a3ec
 class ConfigError(AslError):
     "An argument or parameter that cannot work, found before any work starts"
 
+# %% ../nbs/00_core.ipynb #19d74775
 class OutputError(AslError):
     "An output folder asl_lib may not create, replace or delete"
 
+# %% ../nbs/00_core.ipynb #9a1f4cc8
 class ModelFileError(AslError):
     "A model file asl_lib cannot or will not load"
 
+# %% ../nbs/00_core.ipynb #df65a414
 class LaunchError(AslError):
     "A multi-process launch that cannot start or that failed"
 
+# %% ../nbs/00_core.ipynb #c560b5e2
 class SeriesError(AslError):
     "A notebook of the series that failed"
 
+# %% ../nbs/00_core.ipynb #bed64bce
 class ExtraError(AslError):
     "An optional capability whose extra is not installed: the message names the install command"
 
+# %% ../nbs/00_core.ipynb #4777b19e
 class FolderBusy(OutputError):
     "Another asl_lib process is writing this folder right now"
 
+# %% ../nbs/00_core.ipynb #7fec1107
 class TrainingDiverged(AslError):
     "The loss stopped being a number (NaN or infinite): no run folder is written"
 
+# %% ../nbs/00_core.ipynb #a3aca718
 class Terminated(BaseException):
     "SIGTERM arrived (`kill`, `timeout`, `docker stop`, Slurm, Kubernetes): it unwinds like Ctrl-C, so every cleanup runs"
 
@@ -78,6 +88,7 @@ def mark_owned(folder:Path|str, # A folder asl_lib just created
     import asl_lib
     (Path(folder)/MARKER).write_text(json.dumps(dict(created_by='asl_lib', kind=kind, version=asl_lib.__version__, **info)))
 
+# %% ../nbs/00_core.ipynb #ba17b4c9
 def owner_info(folder:Path|str)->dict|None:
     "The marker of `folder` when asl_lib created it, else None"
     f = Path(folder)/MARKER
@@ -85,6 +96,7 @@ def owner_info(folder:Path|str)->dict|None:
     except (OSError, ValueError): return None
     return info if isinstance(info, dict) and info.get('created_by') == 'asl_lib' else None
 
+# %% ../nbs/00_core.ipynb #6e27d5a3
 def is_owned(folder:Path|str)->bool:
     "True when `folder` carries asl_lib's marker"
     return Path(folder).is_dir() and owner_info(folder) is not None
@@ -92,6 +104,7 @@ def is_owned(folder:Path|str)->bool:
 # %% ../nbs/00_core.ipynb #37145f0c
 def _resolved(p)->Path: return Path(p).expanduser().absolute().resolve()
 
+# %% ../nbs/00_core.ipynb #4bf305a7
 def check_output(path:Path|str, # The output folder a command would create or replace
                  inputs:tuple=(), # Input datasets (folders or files) the output must stay clear of
                  what:str='output folder', # How to name it in messages
@@ -155,6 +168,7 @@ def _loader():
         _yaml_loader.append(NoAliases)
     return _yaml_loader[0]
 
+# %% ../nbs/00_core.ipynb #7ad14a5d
 def _plain(v, where:str, at:str='the top')->None:
     "Raise unless `v` holds only what parameters are made of: null, true/false, numbers, text, lists and mappings with text keys"
     if v is None or isinstance(v, (bool, int, float, str)): return
@@ -167,6 +181,7 @@ def _plain(v, where:str, at:str='the top')->None:
     else: raise ConfigError(f"{where}: {at} is a YAML {type(v).__name__} (such as !!set, !!binary or a date), which asl_lib does not take: "
                             f"write it as a number, text, a list or a mapping.")
 
+# %% ../nbs/00_core.ipynb #50a705f6
 def read_yaml(text:str, # YAML written by a person: parameters, a search space
               where:str, # What it is, for messages ("The parameters file params.yaml")
               max_chars:int=1_000_000, # The largest text read
@@ -192,6 +207,7 @@ def _import_any(name:str):
         except ImportError as e: first = first or e
     return None, first
 
+# %% ../nbs/00_core.ipynb #22d1a532
 def import_extra(modules:str|list, # Module names to import, all of them; 'a|b' takes either
                  extra:str, # The asl_lib extra that installs them
                  feature:str, # What needs them, for the message ("Experiment tracking")
@@ -209,10 +225,12 @@ def import_extra(modules:str|list, # Module names to import, all of them; 'a|b' 
 # %% ../nbs/00_core.ipynb #245d74a5
 def _is_empty_dir(p:Path)->bool: return p.is_dir() and not any(p.iterdir())
 
+# %% ../nbs/00_core.ipynb #0a7d1a33
 def _refuse(p:Path, kind:str):
     raise OutputError(f"Refusing to replace {p}: asl_lib did not create it (it has no {MARKER}). "
                       f"Pass another folder for the {kind}, or move {p} away yourself.")
 
+# %% ../nbs/00_core.ipynb #60dcfff5
 def writer_of(folder:Path|str)->dict|None:
     "The marker of `folder` while an asl_lib process is writing it (that process holds a lock on the marker), else None"
     if fcntl is None: return None
@@ -222,10 +240,12 @@ def writer_of(folder:Path|str)->dict|None:
     except OSError: return owner_info(folder) or {}
     finally: os.close(fd)
 
+# %% ../nbs/00_core.ipynb #d9a8bc85
 def _busy(folder:Path, who:dict):
     raise FolderBusy(f"{folder} is being written by another asl_lib command right now (process {who.get('pid', '?')} on "
                      f"{who.get('host', '?')}): wait for it to finish, or pass another name or folder.")
 
+# %% ../nbs/00_core.ipynb #03f68835
 def remove_owned(folder:Path|str):
     "Delete `folder` if asl_lib owns it (or it is empty) and no asl_lib process is writing it; refuse anything else"
     p = Path(folder)
@@ -234,21 +254,23 @@ def remove_owned(folder:Path|str):
     if (who := writer_of(p)) is not None: _busy(p, who)
     shutil.rmtree(p)
 
+# %% ../nbs/00_core.ipynb #624db23e
 def remove_stale(folder:Path|str)->bool:
     "Remove `folder` when it is asl_lib's and no process is writing it (what a killed command left behind); True when it is gone"
     try: remove_owned(folder)
     except OutputError: return False
     return not Path(folder).exists()
 
+# %% ../nbs/00_core.ipynb #78b6d79d
 def partial_path(final:Path|str)->Path:
     "Where `owned_folder` writes `final` until it is complete: `final.partial`, beside it"
     final = Path(final)
     return final.with_name(final.name + '.partial')
 
+# %% ../nbs/00_core.ipynb #e411cb2c
 def _mkdir(p:Path):
     try: p.mkdir(parents=True)
     except OSError as e: raise OutputError(f"Cannot create {p}: {e.strerror}. Pass a folder you can write to.") from None
-
 
 # %% ../nbs/00_core.ipynb #7f29ef51
 _HOST = socket.gethostname()
@@ -276,6 +298,7 @@ def _claim(folder:Path, kind:str, info:dict, wait:float=0, clear:bool=False)->in
             time.sleep(0.5)
     except BaseException: os.close(fd); shutil.rmtree(tmp, ignore_errors=True); raise
 
+# %% ../nbs/00_core.ipynb #cc48801d
 @contextmanager
 def claimed(folder:Path|str, # The folder to create
             kind:str, # What it holds (written in the marker)
@@ -288,7 +311,6 @@ def claimed(folder:Path|str, # The folder to create
     try: yield Path(folder)
     finally: os.close(fd)
 
-
 # %% ../nbs/00_core.ipynb #2140ba4c
 def _check_replace(final:Path, kind:str, replace:bool):
     "Raise unless `final` is free, or may be replaced: with `replace`, an asl_lib folder of the same kind (or an empty one) nobody is writing"
@@ -299,6 +321,7 @@ def _check_replace(final:Path, kind:str, replace:bool):
         raise OutputError(f"Refusing to replace {final}: it holds an asl_lib {have} folder, not a {kind} folder. Pass another folder for the {kind}.")
     if (who := writer_of(final)) is not None: _busy(final, who)
 
+# %% ../nbs/00_core.ipynb #52180590
 def _commit(partial:Path, final:Path):
     "Move the finished `partial` to `final`, replacing what is there (checked by `_check_replace`)"
     if not (final.exists() or final.is_symlink()): return partial.rename(final)
@@ -307,6 +330,7 @@ def _commit(partial:Path, final:Path):
     partial.rename(final)
     shutil.rmtree(old, ignore_errors=True)
 
+# %% ../nbs/00_core.ipynb #128088db
 @contextmanager
 def owned_folder(final:Path|str, # Where the finished folder goes
                  kind:str='run', # What it holds (written in the marker)
@@ -330,7 +354,6 @@ def owned_folder(final:Path|str, # Where the finished folder goes
             raise
         _commit(partial, final)
 
-
 # %% ../nbs/00_core.ipynb #8280b8ab
 _results = [None]  # the stream results go to while a command runs (its real standard output)
 
@@ -341,10 +364,12 @@ def json_ready(o):
     if isinstance(o, (list, tuple)): return [json_ready(v) for v in o]
     return o
 
+# %% ../nbs/00_core.ipynb #3f633e8c
 def dumps(o, **kwargs)->str:
     "`o` as strict JSON (`json_ready`: never NaN), what every JSON file and `--json` output of asl_lib holds"
     return json.dumps(json_ready(o), allow_nan=False, default=str, **kwargs)
 
+# %% ../nbs/00_core.ipynb #c533bc8b
 def emit(result, # What the command found, JSON-ready
          text:str, # The same for people
          as_json:bool=False, # Print `result` as JSON instead of `text`
@@ -352,6 +377,7 @@ def emit(result, # What the command found, JSON-ready
     "Print a command's result on standard output: the one output style of every `asl-*` command"
     print(dumps(result, indent=2) if as_json else text, file=_results[0] or sys.stdout, flush=True)
 
+# %% ../nbs/00_core.ipynb #a5967932
 def debug_mode()->bool:
     "True when tracebacks were asked for (`ASL_DEBUG=1`)"
     return os.environ.get('ASL_DEBUG', '').lower() not in ('', '0', 'false', 'no')
@@ -359,6 +385,7 @@ def debug_mode()->bool:
 # %% ../nbs/00_core.ipynb #9e563814
 def _terminated(signum, frame): raise Terminated()
 
+# %% ../nbs/00_core.ipynb #73640867
 class _LineEnd:
     "`stream`, remembering whether what was written to it so far ends a line (progress bars end theirs with a carriage return)"
     def __init__(self, stream): self.stream, self.at_start = stream, True
@@ -367,6 +394,7 @@ class _LineEnd:
         return self.stream.write(s)
     def __getattr__(self, name): return getattr(self.stream, name)
 
+# %% ../nbs/00_core.ipynb #448ba385
 @contextmanager
 def sigterm_raises():
     "Within the block, SIGTERM raises `Terminated` (main thread only), so folders being written are removed as on Ctrl-C"
@@ -375,6 +403,7 @@ def sigterm_raises():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/00_core.ipynb #3e1cccfc
 _FULL = {errno.ENOSPC: 'No space left on the disk', errno.EDQUOT: 'The disk quota is used up', errno.EFBIG: 'A file grew past the size allowed'}
 
 _TORCH_WRITE = ('PytorchStreamWriter', 'inline_container', 'file write failed')  # torch.save's zip writer loses the errno
@@ -387,6 +416,7 @@ def _write_failure(e:BaseException)->OSError|None:
         e = e.__cause__ or e.__context__
     return None
 
+# %% ../nbs/00_core.ipynb #709ba837
 def error_message(e:Exception)->str:
     "The one line a command prints for `e`: its message for asl_lib's errors and a full disk, else its type and text"
     if isinstance(e, AslError): return e.message
@@ -397,6 +427,7 @@ def error_message(e:Exception)->str:
         return f"{what} free some space, or write elsewhere (--out on a disk with room); unfinished output folders were removed."
     return f"{type(e).__name__}: {str(e)[:500]}\n(an unexpected error: ASL_DEBUG=1 or --debug shows where it happened)"
 
+# %% ../nbs/00_core.ipynb #6932dbe9
 def run_cli(func, # The library-level command function
             argv:list|None=None, # Arguments (default: `sys.argv[1:]`)
            )->int: # The exit code
@@ -422,6 +453,7 @@ def run_cli(func, # The library-level command function
     sys.stdout.flush()
     return res if isinstance(res, int) and not isinstance(res, bool) else 0
 
+# %% ../nbs/00_core.ipynb #6a3fe85e
 def cli(func):
     "Make `func` an `asl-*` command; called with arguments from Python, it is the plain function"
     @wraps(func)

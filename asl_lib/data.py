@@ -12,7 +12,7 @@ __all__ = ['CLASSES', 'GRASSKNOTED', 'DANRASBAND', 'SIGN_MNIST', 'SIGN_MNIST_LAY
            'ImageLabeller', 'Inventory', 'cache_dir', 'files_stamp', 'shown', 'scan', 'PixelRow', 'model_input',
            'read_sign_mnist', 'scan_sign_mnist', 'sign_mnist_test_csv', 'default_data_dir', 'is_kaggle_handle',
            'kagglehub_cached', 'download_kaggle', 'check_zip_size', 'extract_zip', 'get_inventory', 'get_data',
-           'check_inventory', 'asl_data', 'DataError', 'emit']
+           'check_inventory', 'asl_data']
 
 # %% ../nbs/00_data.ipynb #6bf759d8
 import hashlib, json, math, os, re, shutil, stat, string, subprocess, sys, warnings, zipfile, zlib
@@ -43,9 +43,6 @@ def sign_mnist_label(i:int)->str|None:
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif', '.tiff'}
 _ALIASES = {'del': 'del', 'delete': 'del', 'nothing': 'nothing', 'space': 'space'}
 
-# %% ../nbs/00_data.ipynb #bce4eeeb
-_all_ = ['DataError', 'emit']
-
 # %% ../nbs/00_data.ipynb #173566d8
 def normalize_label(name:str # A folder name or a label parsed from a file name
                    )->str|None: # One of `CLASSES`, or None when `name` is not an ASL alphabet class
@@ -62,34 +59,28 @@ def label_from_name(path:Path|str)->str|None:
     m = _re_name.match(Path(path).stem)
     return normalize_label(m.group(1)) if m else None
 
+# %% ../nbs/00_data.ipynb #70839f0f
 def frame_index(path:Path|str)->int|None:
     "The number in the file name of `path` (a grassknoted frame index), or None when it has none"
     m = re.search(r'(\d+)', Path(path).stem)
     return int(m.group(1)) if m else None
 
-# %% ../nbs/00_data.ipynb #9012f0f6
-_MOVED = ('make_synthetic', 'synthetic_data', 'real_data', 'tree_hash', 'data_or_synthetic', 'SYNTHETIC_LAYOUTS')
-
-def __getattr__(name:str):
-    "Deprecated names that moved to `asl_lib.testing`"
-    if name not in _MOVED: raise AttributeError(f"module 'asl_lib.data' has no attribute {name!r}")
-    import asl_lib.testing
-    warnings.warn(f"asl_lib.data.{name} moved to asl_lib.testing.{name}", DeprecationWarning, stacklevel=2)
-    return getattr(asl_lib.testing, name)
-
 # %% ../nbs/00_data.ipynb #0f89bf37
 def _is_image_name(p:Path)->bool: return p.suffix.lower() in IMAGE_EXTS
 
+# %% ../nbs/00_data.ipynb #212350bc
 def _kids(d:Path)->list:
     "The visible entries of the folder `d`; none when it cannot be read"
     try: return [o for o in d.iterdir() if not o.name.startswith('.')]
     except OSError: return []
 
+# %% ../nbs/00_data.ipynb #c09e7f46
 def _is(p:Path, kind:str)->bool:
     "`p.is_dir()` / `p.is_file()` (`kind`), False for what cannot even be looked at (a link into /proc, no permission)"
     try: return getattr(p, f'is_{kind}')()
     except OSError: return False
 
+# %% ../nbs/00_data.ipynb #becc5311
 def _root_layout(d:Path)->str|None:
     "'folders', 'flat' or 'sign-mnist' (it holds Sign-MNIST's CSVs) when `d` looks like the root of a dataset, else None"
     if any(_is(d/n, 'file') for n in SIGN_MNIST_FILES): return SIGN_MNIST_LAYOUT
@@ -113,6 +104,7 @@ def _no_root_message(path:Path, max_depth:int, loose:Path|None)->str:
     return msg + (f". Put the images in class folders (A/, B/, ..., del/, nothing/, space/), or name them after their class "
                   f"(A_test.jpg, A0001_test.jpg), or pass Sign-MNIST's {SIGN_MNIST_FILES[0]}; asl_lib looks {max_depth} folders down.")
 
+# %% ../nbs/00_data.ipynb #87027f1f
 def find_image_root(path:Path|str, # A folder holding a dataset somewhere below it
                     part:str|None=None, # 'train' or 'test' to choose between several datasets by their path
                     max_depth:int=4, # How many folders down to look
@@ -163,11 +155,13 @@ def upright(im:Image.Image)->Image.Image:
     "`im` turned as its EXIF orientation tag says (phone photos are stored sideways and tagged), in RGB"
     return ImageOps.exif_transpose(im).convert('RGB')
 
+# %% ../nbs/00_data.ipynb #753243dc
 DRAFT_SIDE = 1024  # big JPEGs decode at 1/2 to 1/8 scale, down to at least this many pixels a side (models read 28-224 px)
 
 class ImageTooLarge(DataError):
     "An image with more pixels than asl_lib decodes (`MAX_PIXELS`): a decompression bomb, or a photo to shrink first"
 
+# %% ../nbs/00_data.ipynb #6e200623
 def open_photo(src, # A path, bytes or a file object
                max_pixels:int=MAX_PIXELS, # Refuse larger images from their header, before decoding (`ImageTooLarge`)
                name:str|None=None, # How to name `src` in messages (default: its path)
@@ -183,6 +177,7 @@ def open_photo(src, # A path, bytes or a file object
             return upright(im)
     except Image.DecompressionBombError as e: raise ImageTooLarge(f"{name}: {e}") from None
 
+# %% ../nbs/00_data.ipynb #a7b84556
 CHANNELS = ('rgb', 'grey')  # how a model reads photos: in colour, or in grey as 3 equal channels (`grey_rgb`)
 
 def grey_rgb(im:Image.Image)->Image.Image:
@@ -263,6 +258,7 @@ def cache_dir()->Path:
     "asl_lib's cache folder (resized copies, scan records): `$ASL_CACHE`, else `~/.cache/asl_lib`"
     return Path(os.environ.get('ASL_CACHE') or Path.home()/'.cache'/'asl_lib').expanduser()
 
+# %% ../nbs/00_data.ipynb #1d51c891
 _VERIFY_VERSION = 2  # bump when `check_image` changes what it finds (2: images over `MAX_PIXELS`)
 _verified = {}  # in-process memo: resolved image root -> (fingerprint, {relative path: problem})
 
@@ -275,15 +271,18 @@ def files_stamp(root:Path, # The folder `files` are below
     for p in files: st = p.stat(); h.update(os.fsencode(p.relative_to(root)) + f'|{st.st_size}|{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()
 
+# %% ../nbs/00_data.ipynb #84583722
 def _record_path(root:Path)->Path:
     return cache_dir()/'scans'/f"{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.json"
 
+# %% ../nbs/00_data.ipynb #e9b6df27
 def _read_record(root:Path, stamp:str)->dict|None:
     "The problems the record of `root` lists, when it was taken of the tree `stamp` describes"
     try: rec = json.loads(_record_path(root).read_text())
     except (OSError, ValueError): return None
     return rec.get('bad') if rec.get('stamp') == stamp and rec.get('root') == str(root) else None
 
+# %% ../nbs/00_data.ipynb #f03acf08
 def _write_record(root:Path, stamp:str, bad:dict):
     "Keep what a verification of `root` found (written whole or not at all); records of roots that are gone are dropped"
     dest = _record_path(root)
@@ -312,10 +311,12 @@ def _verify(root:Path, files:list, n_workers:int|None=None)->dict:
     _verified[key] = (stamp, bad)
     return bad
 
+# %% ../nbs/00_data.ipynb #b91f3172
 def shown(p:Path|str)->str:
     "`p` as text that prints anywhere: bytes of a file name that are not UTF-8 show as \\xNN"
     return os.fsencode(str(p)).decode('utf-8', 'backslashreplace')
 
+# %% ../nbs/00_data.ipynb #608acb6a
 def _walk(root:Path)->tuple[list, dict]:
     "Every visible file below `root`, sorted, and what cannot be used as a file at all (path -> why): never an exception"
     files, bad = [], {}
@@ -335,6 +336,7 @@ def _walk(root:Path)->tuple[list, dict]:
             else: bad[p] = 'not a regular file'
     return sorted(files), bad
 
+# %% ../nbs/00_data.ipynb #414a9786
 def scan(root:Path|str, # An image root, as found by `find_image_root`
          layout:str|None=None, # 'folders', 'flat' or 'sign-mnist' (found when None; a file is a Sign-MNIST CSV)
          verify:bool=True, # Decode every image to find unreadable ones (once per unchanged tree, see `cache_dir`)
@@ -367,6 +369,7 @@ class PixelRow:
     def __str__(self): return f'{self.csv}, row {self.row}'
     def __repr__(self): return f'PixelRow({str(self)!r}, {self.label!r})'
 
+# %% ../nbs/00_data.ipynb #1ef1ecc9
 def model_input(item):
     "What a model's `test_dl` takes for an inventory item: the image path as it is, a `PixelRow`'s RGB image"
     return item.image() if isinstance(item, PixelRow) else item
@@ -376,6 +379,7 @@ def _label_problem(n:int)->str:
     if n in (9, 25): return f"label {n} is {chr(ord('A') + n)}, which Sign-MNIST leaves out (signed with motion): labels are 0-24 without 9"
     return f"label {n} is out of range: labels are 0-24 without 9 (the letters A-Y without J)"
 
+# %% ../nbs/00_data.ipynb #57a64962
 def _row_problem(fields:list)->str|None:
     "What is wrong with one data row of a Sign-MNIST CSV, split into its fields, or None"
     if len(fields) != len(SIGN_MNIST_HEADER): return f"{len(fields) - 1} pixel values, expected 784 (28x28)"
@@ -386,6 +390,7 @@ def _row_problem(fields:list)->str|None:
         if name != 'label' and not 0 <= n <= 255: return f"{name} is {n}, outside 0-255"
     return None
 
+# %% ../nbs/00_data.ipynb #45b97ba3
 def _first_bad_row(f:Path, start:int=0)->str:
     "The error naming the first bad data row of `f` from data row index `start` on (blank lines are skipped, as pandas does)"
     import csv
@@ -397,6 +402,7 @@ def _first_bad_row(f:Path, start:int=0)->str:
             if r > start and (problem := _row_problem(fields)): return f"{f}, row {r} (line {line}): {problem}."
     return f"{f} could not be read as a Sign-MNIST CSV."
 
+# %% ../nbs/00_data.ipynb #02f7206f
 MAX_CSV_BYTES = 1_000_000_000  # pandas holds several times a CSV's size: a file far past Sign-MNIST's 83 MB is refused unread
 
 def read_sign_mnist(csv:Path|str, # A CSV in Sign-MNIST's format
@@ -420,6 +426,7 @@ def read_sign_mnist(csv:Path|str, # A CSV in Sign-MNIST's format
     if bad.any(): raise DataError(_first_bad_row(f, int(bad.argmax())))
     return a[:, 0].astype(np.int64), a[:, 1:].astype(np.uint8).reshape(-1, 28, 28)
 
+# %% ../nbs/00_data.ipynb #c1079e19
 def scan_sign_mnist(csv:Path|str)->Inventory:
     "The inventory of a Sign-MNIST CSV: one `PixelRow` per row, labelled with its letter (a bad row is a `DataError`)"
     csv = Path(csv)
@@ -427,6 +434,7 @@ def scan_sign_mnist(csv:Path|str)->Inventory:
     letters = [sign_mnist_label(int(i)) for i in labels]
     return Inventory(csv, SIGN_MNIST_LAYOUT, [PixelRow(csv, r, l, p) for r, (l, p) in enumerate(zip(letters, pixels), 1)], letters)
 
+# %% ../nbs/00_data.ipynb #516abb5e
 def sign_mnist_test_csv(csv:Path|str)->Path|None:
     "The official `sign_mnist_test.csv` that goes with the training CSV `csv`: beside it, or where the Kaggle download keeps it; else None"
     csv = Path(csv)
@@ -447,6 +455,7 @@ def is_kaggle_handle(source:str)->bool:
     "True for `owner/dataset` (optionally `/versions/N`) strings that are not existing paths"
     return bool(re.fullmatch(r'[\w.-]+/[\w.-]+(/versions/\d+)?', str(source))) and not Path(source).exists()
 
+# %% ../nbs/00_data.ipynb #5274d64f
 def kagglehub_cached(handle:str)->Path|None:
     "The newest complete copy of `handle` (of its version, when it names one) in kagglehub's cache, if there is one"
     owner, name, *version = handle.split('/')
@@ -466,6 +475,7 @@ def _offline_message(handle:str, target:Path, err:Exception)->str:
             f"(or `kaggle datasets download {handle} -p {target} --unzip`, where asl_lib looks first).\n"
             f"  3. Pass the folder or the .zip you already have in place of the handle (/path/to/{handle.split('/')[1]}.zip or its folder).")
 
+# %% ../nbs/00_data.ipynb #bee906f6
 def _check_method(method:str):
     if method not in ('kagglehub', 'kaggle'): raise ConfigError(f"Unknown download method {method!r}: use 'kagglehub' or 'kaggle'.")
 
@@ -473,6 +483,7 @@ def _check_method(method:str):
 class _Elsewhere(Exception):
     "kagglehub answered with a folder of its own instead of the one asked for"
 
+# %% ../nbs/00_data.ipynb #75a8105c
 _elsewhere = {}  # handle -> the folder kagglehub returned instead of ours (Kaggle notebooks, Colab)
 WAIT_FOR_DATA = 4 * 3600  # seconds a command waits for another one downloading or extracting the same dataset, then uses its copy
 _INTO = '.asl_lib-download'  # the folder inside our partial folder that kagglehub is asked to create
@@ -487,14 +498,17 @@ def _fetch(handle:str, into:Path, method:str)->Path:
     except subprocess.CalledProcessError as e: raise RuntimeError((e.stderr or e.stdout or '').strip()[-300:]) from None
     return into
 
+# %% ../nbs/00_data.ipynb #e3aa49e4
 def _inside(p:Path, folder:Path)->bool: return p.resolve().is_relative_to(folder.resolve())
 
+# %% ../nbs/00_data.ipynb #2d04d6c0
 def _move_up(src:Path, dst:Path):
     "Move everything in `src` into `dst` (its parent), then remove `src` when it is empty"
     for o in list(src.iterdir()):
         if not (dst/o.name).exists(): o.rename(dst/o.name)
     if not any(src.iterdir()): src.rmdir()
 
+# %% ../nbs/00_data.ipynb #7b79aceb
 def _remove_empty(folders:list):
     "Remove the folders in `folders` (deepest first) that are empty: ones made for a download that went elsewhere or failed"
     for d in folders:
@@ -534,6 +548,7 @@ def _zip_stamp(zip_path:Path)->str:
     with zipfile.ZipFile(zip_path) as z: members = sorted((i.filename, i.CRC, i.file_size) for i in z.infolist())
     return hashlib.sha256(json.dumps([zip_path.stat().st_size, members]).encode()).hexdigest()[:32]
 
+# %% ../nbs/00_data.ipynb #a4116825
 def _extraction_of(target:Path, zip_path:Path, stamp:str)->str:
     "'same': `target` is our extraction of this content; 'stale': ours, of an earlier content of this zip; else 'foreign'"
     info = owner_info(target)
@@ -545,6 +560,7 @@ def _extraction_of(target:Path, zip_path:Path, stamp:str)->str:
         return 'same'
     return 'foreign'
 
+# %% ../nbs/00_data.ipynb #3699cb9f
 MAX_EXTRACT_GB = 50  # the most a zip may extract to (`ASL_MAX_EXTRACT_GB`): grassknoted's is 1.1 GB
 MAX_ZIP_RATIO = 100  # the most a zip above 100 MB may grow by when extracted (`ASL_MAX_ZIP_RATIO`): photos do not compress, bombs do
 
@@ -554,6 +570,7 @@ def _limit(name:str, default:float)->float:
     if not v > 0: raise ConfigError(f"{name} must be a positive number, not {os.environ[name]!r}.")
     return v
 
+# %% ../nbs/00_data.ipynb #ed6995bf
 def check_zip_size(zip_path:Path, # The zip
                    infos:list, # Its members (`ZipFile.infolist()`)
                    folder:Path, # Where it would be extracted
@@ -572,6 +589,7 @@ def check_zip_size(zip_path:Path, # The zip
     free = shutil.disk_usage(d).free
     if total > free: raise DataError(f"{zip_path} extracts to {total/1e9:,.2f} GB but {d} has {free/1e9:,.2f} GB free: pass `dest` (asl-data --dest FOLDER) on a disk with room.")
 
+# %% ../nbs/00_data.ipynb #23a12506
 def _check_writable(folder:Path, zip_path:Path):
     "Raise unless `folder` can be created or written to"
     d = folder
@@ -632,6 +650,7 @@ def get_inventory(source:str|Path=GRASSKNOTED, # Kaggle handle (`owner/name`), a
     root, layout = find_image_root(folder, part)
     return check_inventory(scan(root, layout))
 
+# %% ../nbs/00_data.ipynb #75f2bc03
 def get_data(source:str|Path=GRASSKNOTED, # Kaggle handle (`owner/name`), a dataset folder, or a .zip
              dest:Path|str|None=None, # Folder for downloads and extractions (see `get_inventory`)
              part:str|None=None, # 'train' or 'test' where the source holds both (grassknoted does)

@@ -46,6 +46,7 @@ def _figure_image(fig)->Image.Image:
     finally: plt.close(fig)
     return Image.open(buf).convert('RGB')
 
+# %% ../nbs/13_demo.ipynb #19f3be50
 def demo_predict(learn:Learner, # From `load_model`
                  image, # A path, PIL image or HxWx3 array
                  topk:int=3, # How many letters to give
@@ -61,6 +62,7 @@ def _describe(model)->str:
     "How the page names `model`"
     return f"`{Path(model).name}`" if isinstance(model, (str, Path)) else 'a loaded model'
 
+# %% ../nbs/13_demo.ipynb #1486af2b
 @delegates(load_model)
 def demo_app(model, # A run folder (or its model.json), or a learner from `load_model`
              topk:int=3, # How many letters to show

@@ -29,10 +29,12 @@ def _broadcast_on_group_device(self:DistributedDL, t, rank):
     dist.broadcast(t, rank)
     return t.cpu().tolist()
 
+# %% ../nbs/02a_distributed.ipynb #2c70b65b
 def patch_fastai_for_cpu():
     "Let fastai's `DistributedDL` broadcast without CUDA (fastai 2.8 hard-codes `.cuda()`); delete once fastai does this itself"
     DistributedDL._broadcast = _broadcast_on_group_device
 
+# %% ../nbs/02a_distributed.ipynb #2806c54c
 def distrib_kwargs()->dict:
     "Arguments for `learn.distrib_ctx`: never fastai's SyncBatchNorm conversion (see `sync_batchnorm`); accelerate's CPU mode on CPU"
     return dict(sync_bn=False) if torch.cuda.is_available() else dict(sync_bn=False, cpu=True)
@@ -52,6 +54,7 @@ def gpu_driver_present()->bool:
     except (OSError, subprocess.SubprocessError): return False
     return res.returncode == 0 and 'GPU' in res.stdout
 
+# %% ../nbs/02a_distributed.ipynb #a4092ab0
 def check_torch_build():
     "Raise `ConfigError` when the machine has an NVIDIA GPU that this torch build cannot use"
     if torch.cuda.is_available() or not gpu_driver_present(): return
@@ -60,12 +63,14 @@ def check_torch_build():
                       f"the driver (nvidia-smi shows its CUDA version), for example `pip install torch torchvision --index-url "
                       f"https://download.pytorch.org/whl/cu126`; see the README section \"GPU setup\".")
 
+# %% ../nbs/02a_distributed.ipynb #e52c3f83
 def check_nproc(nproc:int):
     "Raise `ConfigError` when there are GPUs and `nproc` asks for more processes than GPUs (CPU processes need no GPU)"
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise ConfigError(f"--nproc {nproc} asks for more processes than this machine's {torch.cuda.device_count()} GPU(s): "
                           f"pass --nproc {torch.cuda.device_count()} or less.")
 
+# %% ../nbs/02a_distributed.ipynb #d5d34278
 def device_summary(nproc:int=1)->str:
     "The device training runs on, for people: `cuda:0 (NVIDIA H100 ...) x 4 processes` or `cpu (x86_64, 16 cores)`"
     if torch.cuda.is_available(): name = f'cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})'
@@ -84,10 +89,12 @@ def setup_rank(timeout:float=60):
         patch_fastai_for_cpu()
         dist.init_process_group('gloo', timeout=td)
 
+# %% ../nbs/02a_distributed.ipynb #fe96f1c6
 def barrier():
     "Wait until every rank gets here (nothing to wait for in a single process)"
     if num_distrib() > 1 and dist.is_initialized(): dist.barrier()
 
+# %% ../nbs/02a_distributed.ipynb #d41da24f
 @contextmanager
 def alone():
     "Tell fastai this rank works on its own for a while: fastai gathers losses and predictions across ranks whenever WORLD_SIZE > 1"
@@ -98,6 +105,7 @@ def alone():
         if old is None: del os.environ['WORLD_SIZE']
         else: os.environ['WORLD_SIZE'] = old
 
+# %% ../nbs/02a_distributed.ipynb #b8e46bf2
 def rank0_value(f, *args, **kwargs):
     "`f(*args, **kwargs)` computed on rank 0 only, its result given to every rank (a single process just calls `f`)"
     if num_distrib() <= 1: return f(*args, **kwargs)
@@ -111,12 +119,14 @@ def rank0_value(f, *args, **kwargs):
 # %% ../nbs/02a_distributed.ipynb #533e421c
 class _NotImportable(Exception): pass
 
+# %% ../nbs/02a_distributed.ipynb #59fd2432
 class _RankPickler(pickle.Pickler):
     "A pickler that refuses what another process cannot import: anything defined in `__main__`"
     def reducer_override(self, obj):
         if getattr(obj, '__module__', None) == '__main__': raise _NotImportable(getattr(obj, '__qualname__', type(obj).__qualname__))
         return NotImplemented
 
+# %% ../nbs/02a_distributed.ipynb #3b6691ed
 def pickle_for_ranks(objs, # What the ranks need, such as a list of callbacks
                      what:str='callback', # How to name one in messages
                     )->bytes:
@@ -137,26 +147,23 @@ def _target(path:str):
     module, name = path.rsplit('.', 1)
     return getattr(importlib.import_module(module), name)
 
+# %% ../nbs/02a_distributed.ipynb #fcafb95a
 def _stopped(signum, frame): raise SystemExit('stopped by torchrun: another rank failed')
 
+# %% ../nbs/02a_distributed.ipynb #f144b2a0
 def run_rank(workdir:Path|str):
     "The body of one torchrun process: run the launch described in `workdir/train.json`, recording this rank's result or error"
     workdir = Path(workdir)
     signal.signal(signal.SIGTERM, _stopped)  # torchrun stops the other ranks with SIGTERM: exit through `finally`s, cleaning up
     spec = json.loads((workdir/'train.json').read_text())
     setup_rank(spec.get('timeout', 60))
-    rank, kwargs, probes = rank_distrib(), dict(spec['kwargs']), {}
+    rank, kwargs = rank_distrib(), dict(spec['kwargs'])
     try:
         cbs = pickle.loads((workdir/'cbs.pkl').read_bytes()) if (workdir/'cbs.pkl').exists() else None
-        if spec.get('probes'):  # test probes, only when the launch asks for them
-            from asl_lib.testing import FailAfterEpoch, ShardLog, record_writes
-            probes = dict(writes=record_writes(kwargs['out']), log=ShardLog())
-            cbs = [probes['log'], *([FailAfterEpoch()] if os.environ.get('ASL_FAIL_RANK') == str(rank) else []), *(cbs or [])]
         if cbs is not None: kwargs['cbs'] = cbs
         _target(spec['target'])(**kwargs)
         info = dict(rank=rank, world_size=num_distrib(), backend=dist.get_backend(), device=str(default_device()),
                     cbs=[type(c).__name__ for c in cbs or []])
-        if probes: info.update(train_idxs=probes['log'].epochs, writes=probes['writes'])
         (workdir/f'rank{rank}.json').write_text(json.dumps(info))
     except BaseException as e:
         (workdir/f'rank{rank}.error').write_text(f'{type(e).__name__}: {e}')
@@ -172,6 +179,7 @@ def _relay(src, passing:list):
         try: sys.stderr.write(text.decode(chunk)); sys.stderr.flush()
         except (OSError, ValueError): pass
 
+# %% ../nbs/02a_distributed.ipynb #9f56a225
 def run_child(cmd:list, # The command, as for `subprocess.Popen`
               grace:float=30, # Seconds it gets to stop on SIGTERM before it is killed
               **kwargs, # More for `subprocess.Popen`
@@ -204,12 +212,12 @@ def torchrun_args(nproc:int, # Processes on this machine
     return [f'--nnodes={nnodes}', '--rdzv-backend=c10d', f'--rdzv-endpoint={rdzv_endpoint}', f'--rdzv-id={rdzv_id}',
             f'--rdzv-conf=is_host={int(node_rank == 0)}', f'--nproc-per-node={nproc}']
 
+# %% ../nbs/02a_distributed.ipynb #2b6e7494
 def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is no GPU
            train_kwargs:dict, # Arguments of `target` (for `train`: a data folder, a fixed `out` and `name`)
            workdir:Path|str|None=None, # Keep the per-rank records here (default: a temporary folder, removed afterwards)
            target:str='asl_lib.train.train', # Import path of the function every rank runs
            timeout:float=60, # Minutes a rank waits for the others in a collective call before giving up
-           probes:bool=False, # Install the test probes of `asl_lib.testing` in every rank (tests only)
            cbs:list|None=None, # Callbacks for `target`'s `cbs` argument, pickled for the ranks (see `pickle_for_ranks`)
            nnodes:int=1, # Machines: each runs `launch` with the same arguments but its own `node_rank` (see `torchrun_args`)
            node_rank:int=0, # This machine's number, from 0; machine 0 hosts the rendezvous
@@ -222,7 +230,7 @@ def launch(nproc:int, # Processes: one per GPU, or CPU processes when there is n
     workdir = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix='asl-launch-'))
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir/'train.json').write_text(json.dumps(dict(target=target, kwargs=train_kwargs, timeout=timeout, probes=probes), default=str))
+        (workdir/'train.json').write_text(json.dumps(dict(target=target, kwargs=train_kwargs, timeout=timeout), default=str))
         if sent: (workdir/'cbs.pkl').write_bytes(sent)
         cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_args(nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id), '--no-python',
                sys.executable, '-c', f'from asl_lib.distributed import run_rank; run_rank({str(workdir)!r})']
@@ -241,9 +249,11 @@ def launched_outside()->bool:
     "True in a rank that a launcher other than `launch` started (the user's torchrun, a cluster launcher): WORLD_SIZE > 1, no process group yet"
     return num_distrib() > 1 and not dist.is_initialized()
 
+# %% ../nbs/02a_distributed.ipynb #59801e1d
 def _leave_group():
     if dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/02a_distributed.ipynb #337eebd0
 def join_launcher(timeout:float=60):
     "Join the process group of the launcher that started this process, for the rest of the process; `ConfigError` when its variables are missing"
     missing = [v for v in ('RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT') if not os.environ.get(v)]

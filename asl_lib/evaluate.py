@@ -40,6 +40,7 @@ def most_confused(cm:np.ndarray, classes:list, n:int=10)->list:
     off = [(classes[i], classes[j], int(cm[i, j])) for i in range(len(classes)) for j in range(len(classes)) if i != j and cm[i, j]]
     return sorted(off, key=lambda o: -o[2])[:n]
 
+# %% ../nbs/04_evaluate.ipynb #b68c9749
 def plot_per_class(acc:pd.Series, fname:Path)->None:
     "A bar chart of accuracy per class"
     fig, ax = plt.subplots(figsize=(10, 3))
@@ -47,6 +48,7 @@ def plot_per_class(acc:pd.Series, fname:Path)->None:
     ax.set(ylim=(0, 1), ylabel='accuracy', title='accuracy per class')
     fig.tight_layout(); fig.savefig(fname, dpi=100); plt.close(fig)
 
+# %% ../nbs/04_evaluate.ipynb #2cf9a7d7
 def plot_worst(df:pd.DataFrame, fname:Path, n:int=16,
                items:dict|None=None, # `file` -> the item, for items that are not image files (Sign-MNIST rows)
               )->None:
@@ -70,6 +72,7 @@ def _same_root(report_dir:Path, root:Path|str)->bool:
     except (OSError, ValueError, KeyError, TypeError): return False
     return Path(saved).resolve() == Path(root).resolve()
 
+# %% ../nbs/04_evaluate.ipynb #fa787cdd
 def eval_dir(model:Path|str, # A run folder or model file
              test:str|Path, # The test set as given (handle or folder)
              root:Path|str|None=None, # The test images' folder (`get_data`'s answer); None: the first candidate
@@ -86,6 +89,7 @@ def _test_set(test:str|Path|Inventory)->Inventory:
     "The checked inventory of `test` (scanned once; an `Inventory` is used as it is)"
     return test if isinstance(test, Inventory) else get_inventory(test, part='test')
 
+# %% ../nbs/04_evaluate.ipynb #428eaab4
 def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an exported .pkl with `trust_pickle`
              test:str|Path|Inventory=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds), or its `Inventory`
              out:Path|str|None=None, # Report folder (default: `eval-<test set>` in the run folder, or beside the .pkl)
@@ -103,6 +107,7 @@ def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an expo
     with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
         return _write_report(learn, model, test, inv, bs, dest, d)
 
+# %% ../nbs/04_evaluate.ipynb #dca9aa3d
 def _untrained(learn, labels:list, pred:list)->dict:
     "The classes the model never trained on (from its model.json; {} when it does not say), their test images, and the accuracy without them"
     trained = (getattr(learn, 'portable', None) or {}).get('train_classes')
@@ -112,11 +117,13 @@ def _untrained(learn, labels:list, pred:list)->dict:
     return dict(train_classes=trained, untrained_classes=unseen,
                 accuracy_trained_classes=float(np.mean((np.array(pred) == np.array(labels))[keep])) if keep.any() else None)
 
+# %% ../nbs/04_evaluate.ipynb #cd822635
 def _untrained_note(u:dict)->str:
     if not u.get('untrained_classes'): return ''
     return (f"; the model never trained on {', '.join(u['untrained_classes'])} ({sum(u['untrained_classes'].values())} images, "
             f"counted as errors; accuracy without them {u['accuracy_trained_classes']:.3f})")
 
+# %% ../nbs/04_evaluate.ipynb #ebe47fae
 def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     "Predict the test images of `inv` and write the report files into `d` (which becomes `dest`)"
     root = inv.root
@@ -169,6 +176,7 @@ def cpu_latency_ms(learn:Learner, image, n:int=20,
     finally: torch.set_num_threads(saved)
     return dict(median=float(np.median(times)), p90=float(np.percentile(times, 90)))
 
+# %% ../nbs/04_evaluate.ipynb #0b0b9162
 def compare_runs(runs:list, # Run folders
                  test:str|Path|Inventory|list=DANRASBAND, # The external test set, or a list of them (its report in each run is reused when there is one)
                  out:Path|str|None=None, # Save the table as CSV here

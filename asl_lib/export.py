@@ -46,6 +46,7 @@ def _to_onnx(model:torch.nn.Module, size:int, f:Path, opset:int):
         torch.onnx.export(model, (x,), str(f), dynamo=True, external_data=False, opset_version=opset, verbose=False,
                           input_names=['image'], output_names=['logits'], dynamic_shapes=({0: torch.export.Dim('batch')},))
 
+# %% ../nbs/11_export.ipynb #4cc781a4
 def check_onnx(model:torch.nn.Module, # The torch model, eval, on the CPU
                onnx:OnnxModel, # Its export
                n:int=3, # Images in the batch (not the export's 2: checks the dynamic batch too)

@@ -32,6 +32,7 @@ def train_recipes(data, # What `train` takes as `data`
     "Train each recipe on `data` with the same split, seed and sample"
     return {r: train(data, **{**RECIPES[r], **common, 'out': out, 'name': f'recipe-{r}'}) for r in (recipes or list(RECIPES))}
 
+# %% ../nbs/08_generalization.ipynb #1512c126
 def generalization_table(runs:dict, # Recipe name -> run folder (see `train_recipes`)
                          tests:dict, # Test set name -> what `evaluate` takes
                         )->pd.DataFrame:

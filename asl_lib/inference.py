@@ -18,7 +18,7 @@ import sys, zipfile
 
 from .core import ConfigError, DataError, ModelFileError, check_positive, cli, emit
 from .data import CLASSES, check_image, upright
-from .models import load_portable, resolve_device
+from .runs import load_portable, resolve_device
 from .hands import HandCrop, LandmarkFeatures
 
 # %% ../nbs/05_inference.ipynb #537584a6
@@ -31,6 +31,7 @@ def model_file(path:Path|str)->Path:
     if not f.exists(): raise ModelFileError(f"No model at {f}: pass a run folder written by asl-train (with model.json and model.pth).")
     return f
 
+# %% ../nbs/05_inference.ipynb #469757ba
 def check_torch_archive(f:Path)->Path:
     "Refuse, before unpickling anything, a file that is not a `torch.save` zip archive (as fastai's `export` writes)"
     try: ok = zipfile.is_zipfile(f) and any(n.endswith('/data.pkl') for n in zipfile.ZipFile(f).namelist())
@@ -38,6 +39,7 @@ def check_torch_archive(f:Path)->Path:
     if not ok: raise ModelFileError(f"{f} is not a fastai export (a torch.save zip archive with data.pkl); refusing to unpickle it.")
     return f
 
+# %% ../nbs/05_inference.ipynb #8f7487a6
 def _load_pickle(f:Path, dev:torch.device)->Learner:
     "Unpickle the fastai export `f` onto `dev` (only after the caller chose to trust it)"
     check_torch_archive(f)
@@ -48,13 +50,12 @@ def _load_pickle(f:Path, dev:torch.device)->Learner:
     if dev.type == 'cuda' and hasattr(learn, 'dls'): learn.dls.to(dev); learn.model.to(dev)
     return learn
 
+# %% ../nbs/05_inference.ipynb #d775b8c0
 def load_model(path:Path|str, # A run folder, its model.json, or an exported learner (.pkl: only with `trust_pickle`)
                device:str='cpu', # 'cpu', 'cuda', 'cuda:N' or 'auto' (the GPU when there is one)
                trust_pickle:bool=False, # Allow unpickling a .pkl (runs code from the file: only for files you trust)
-               cpu:bool|None=None, # Deprecated: True is device='cpu', False is device='auto'
               )->Learner:
     "Load an asl_lib model, without unpickling unless `trust_pickle`, and check that it predicts ASL classes"
-    if cpu is not None: device = 'cpu' if cpu else 'auto'
     dev, f = resolve_device(device), model_file(path)
     if f.suffix.lower() == '.pth' and f.with_suffix('.json').exists(): f = f.with_suffix('.json')  # the weights of a portable pair
     if f.suffix.lower() == '.json': learn = load_portable(f, dev)
@@ -88,6 +89,7 @@ def _as_image(o)->tuple:
     if isinstance(o, np.ndarray) and o.ndim == 3 and o.shape[-1] == 3: return PILImage.create(o.astype(np.uint8)), None
     return None, f'cannot read {type(o).__name__} as an image: pass a path, a PIL image or an HxWx3 array'
 
+# %% ../nbs/05_inference.ipynb #953ff7c1
 def predict(learn:Learner, # From `load_model`
             images:list, # Paths, PIL images or HxWx3 uint8 arrays
             topk:int=3, # How many best classes to return for each image

@@ -32,6 +32,7 @@ def sidecar_path(onnx:Path|str)->Path:
     onnx = Path(onnx)
     return onnx.with_name(onnx.name + '.json')
 
+# %% ../nbs/11a_onnx_runtime.ipynb #e374f508
 def find_onnx(path:Path|str, # An .onnx file, the folder `asl-export` wrote, or a run folder exported into its `onnx/`
              )->Path:
     "The ONNX file `path` names"
@@ -41,6 +42,7 @@ def find_onnx(path:Path|str, # An .onnx file, the folder `asl-export` wrote, or 
                                            f"the .onnx file, or a run folder exported with `asl-export RUN`.")
     return found
 
+# %% ../nbs/11a_onnx_runtime.ipynb #ed3451b7
 def read_sidecar(onnx:Path|str, # The ONNX file
                 )->dict:
     "The checked description `asl-export` wrote beside `onnx`"
@@ -77,6 +79,7 @@ def read_image(src, # A path, bytes, a PIL image, or an HxWx3 uint8 array
     except Image.UnidentifiedImageError: raise DataError(f"{name}: not an image (PIL recognises no image format in it)") from None
     except Exception as e: raise DataError(f"{name}: not an image PIL can read ({type(e).__name__}: {str(e)[:120]})") from None
 
+# %% ../nbs/11a_onnx_runtime.ipynb #82ba3dce
 def preprocess(img:Image.Image, # An RGB image from `read_image`
                size:int, # The model's input size
                mean:list, std:list, # The model's normalisation statistics
@@ -93,6 +96,7 @@ def onnxruntime(extra:str='serve', # The extra to name in the error
     "The onnxruntime module, imported on first use: without it an `ExtraError` naming `pip install \"asl_lib[extra]\"`"
     return import_extra('onnxruntime', extra, 'Running ONNX models')
 
+# %% ../nbs/11a_onnx_runtime.ipynb #a4002370
 def check_session(session, # An onnxruntime `InferenceSession` of `path`
                   meta:dict, # Its description (`read_sidecar`)
                   path:Path, # The ONNX file
@@ -108,10 +112,12 @@ def check_session(session, # An onnxruntime `InferenceSession` of `path`
     out = session.get_outputs()[0].shape
     if not out or (isinstance(out[-1], int) and out[-1] != len(meta['vocab'])): bad(f"the model gives {out[-1] if out else 'no'} scores, not one for each of the {len(meta['vocab'])} classes")
 
+# %% ../nbs/11a_onnx_runtime.ipynb #d2f48f5a
 def _softmax(x:np.ndarray)->np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
+# %% ../nbs/11a_onnx_runtime.ipynb #6cc6ba67
 class OnnxModel:
     "An exported asl_lib model on onnxruntime, reading images with PIL and numpy as the model's own pipeline does"
     def __init__(self, path:Path|str, # See `find_onnx`
@@ -177,6 +183,7 @@ class OnnxModel:
                 res.append(dict(input=n, label=self.vocab[idx[0]], prob=float(p[idx[0]]), topk=[(self.vocab[j], float(p[j])) for j in idx]))
         return res
 
+# %% ../nbs/11a_onnx_runtime.ipynb #e614bd7a
 def load_onnx(path:Path|str, # See `find_onnx`
               threads:int|None=None, # onnxruntime's intra-op threads (None: its default)
              )->OnnxModel:

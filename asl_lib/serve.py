@@ -25,9 +25,11 @@ def serve_deps():
     "Check that FastAPI, uvicorn, python-multipart and onnxruntime import: else one `ExtraError` naming the install"
     import_extra(['fastapi', 'uvicorn', 'onnxruntime', 'python_multipart|multipart'], 'serve', 'The scoring service')
 
+# %% ../nbs/12_serve.ipynb #91e696f0
 class BodyTooLarge(DataError):
     "A request body over the service's `max_bytes`"
 
+# %% ../nbs/12_serve.ipynb #2313a245
 class _BodyLimit:
     "ASGI middleware: refuse a body over `max_bytes` by its Content-Length, and stop reading one sent in chunks once it passes it"
     def __init__(self, app, max_bytes:int): self.app, self.max_bytes = app, max_bytes

@@ -18,7 +18,7 @@ from fastai.learner import Recorder
 from fastai.torch_core import rank_distrib
 
 from .core import import_extra
-from .train import check_run
+from .runs import check_run
 
 # %% ../nbs/09_track.ipynb #6b98b1a7
 def mlflow_module():
@@ -34,6 +34,7 @@ def tracking_uri(out:Path|str, # The folder holding the run folders (`TrainConfi
     "`$MLFLOW_TRACKING_URI` when set, else the sqlite file `out/mlflow.db`"
     return os.environ.get('MLFLOW_TRACKING_URI') or f"sqlite:///{Path(out).expanduser().absolute()/'mlflow.db'}"
 
+# %% ../nbs/09_track.ipynb #7d560362
 def tracker(out:Path|str, # The folder holding the run folders
             experiment:str|None=None, # Experiment name (None: `$MLFLOW_EXPERIMENT_NAME`, else 'asl_lib')
            )->tuple: # (`MlflowClient`, experiment id)
@@ -53,6 +54,7 @@ RESULTS = ('valid_accuracy', 'valid_loss', 'n_valid', 'n_train', 'best_epoch', '
 
 def _text(v)->str: return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
+# %% ../nbs/09_track.ipynb #1cad1fd1
 def run_params(metrics:dict, # A run's `metrics.json`
               )->dict:
     "The settings of a run as MLflow params: `config`'s fields, the other settings (the rate used wins over `lr=None`), `versions.<name>`"
@@ -60,6 +62,7 @@ def run_params(metrics:dict, # A run's `metrics.json`
     p = {**metrics.get('config', {}), **top, **{f'versions.{k}': v for k, v in metrics.get('versions', {}).items()}}
     return {k: _text(v) for k, v in p.items()}
 
+# %% ../nbs/09_track.ipynb #9dae3e3e
 def history_metrics(history:pd.DataFrame, # A run's `history.csv`
                    )->list: # (name, value, step) tuples
     "Every number of every epoch of `history` as (`history/<column>`, value, epoch)"
@@ -69,10 +72,12 @@ def history_metrics(history:pd.DataFrame, # A run's `history.csv`
 # %% ../nbs/09_track.ipynb #9b65a442
 def _batches(items:list, n:int): return [items[i:i+n] for i in range(0, len(items), n)] or [[]]
 
+# %% ../nbs/09_track.ipynb #5b62e9b3
 def _reports(run:Path, reports)->list:
     "The `asl-evaluate` report folders inside `run`, then those of `reports`"
     return [p.parent for p in sorted(run.glob('*/report.json'))] + [Path(r) for r in reports]
 
+# %% ../nbs/09_track.ipynb #e145b294
 def log_run(run:Path|str, # A complete run folder (`check_run`)
             experiment:str|None=None, # Experiment name (None: `$MLFLOW_EXPERIMENT_NAME`, else 'asl_lib')
             out:Path|str|None=None, # The folder of the default store, `out/mlflow.db` (None: the folder holding `run`)

@@ -17,7 +17,8 @@ from typing import Annotated
 from .core import ConfigError, check_output, check_output_file, check_positive, cli, emit, import_extra, mark_owned
 from .data import GRASSKNOTED
 from .hands import has_mediapipe
-from .train import FIELD_CHECKS, TrainConfig, check_field, check_run, train
+from .runs import check_run
+from .train import FIELD_CHECKS, TrainConfig, check_field, train
 from .runner import yaml_number, read_params
 
 # %% ../nbs/10_tune.ipynb #7214e65f
@@ -39,11 +40,13 @@ def default_space()->dict:
     "`SPACE`, less `crop` where MediaPipe is missing"
     return {k: v for k, v in SPACE.items() if k != 'crop' or has_mediapipe()}
 
+# %% ../nbs/10_tune.ipynb #b971a574
 def _field_value(name, v):
     "`v` for the training parameter `name`, as a number when the field holds floats (YAML 1.1 reads `1e-4` as text)"
     f = TrainConfig.__dataclass_fields__.get(name)
     return yaml_number(v) if f and 'float' in str(f.type) else v
 
+# %% ../nbs/10_tune.ipynb #b8d55424
 def check_space(space:dict, # Training parameter -> {choices: [...]} or {low: ..., high: ..., log: bool}
                )->dict: # The space, bounds read as numbers
     "`space`, every name a training parameter and every choice and bound passing its rule: a `ConfigError` names the first bad one"
@@ -61,6 +64,7 @@ def check_space(space:dict, # Training parameter -> {choices: [...]} or {low: ..
         res[name] = dict(low=low, high=high, log=bool(s.get('log', False)))
     return res
 
+# %% ../nbs/10_tune.ipynb #49dd2be8
 def suggest(trial, # An Optuna trial
             space:dict, # A checked search space
            )->dict: # Training parameters
@@ -81,6 +85,7 @@ def _is_study_file(p:Path)->bool:
     try: return 'op_code' in json.loads(head.split(b'\n')[0])
     except (ValueError, TypeError): return False
 
+# %% ../nbs/10_tune.ipynb #79675407
 def check_storage(storage:str|Path|None, # See `study_storage`
                   inputs:tuple=(), # Input datasets it must stay clear of
                  ):
@@ -91,6 +96,7 @@ def check_storage(storage:str|Path|None, # See `study_storage`
     elif '://' in s: return  # a database server: nothing on this disk
     check_output_file(s, inputs, 'study storage', _is_study_file)
 
+# %% ../nbs/10_tune.ipynb #3218d8f1
 def study_storage(storage:str|Path|None, # An RDB URL (`postgresql://...`, `sqlite:///...`), or a journal file path (None: `out/optuna.journal`)
                   out:Path|str='runs/tune', # The tune folder
                  ):
@@ -102,10 +108,12 @@ def study_storage(storage:str|Path|None, # An RDB URL (`postgresql://...`, `sqli
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
+# %% ../nbs/10_tune.ipynb #de8d56c0
 def default_pruner():
     "Optuna's median rule: stop a trial whose epoch is worse than the median of earlier trials at that epoch, after 4 trials and 1 epoch"
     return tune_module().pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)  # a first epoch says little: rates differ
 
+# %% ../nbs/10_tune.ipynb #70bf1bcc
 def open_study(study:str='asl_lib', # Study name: workers with the same name and storage share one study
                storage:str|Path|None=None, # See `study_storage`
                out:Path|str='runs/tune', # The tune folder (holds the default journal)
@@ -132,6 +140,7 @@ def pruning_callback(trial, # An Optuna trial
             finally: self.done += 1
     return _Pruning(trial, monitor)
 
+# %% ../nbs/10_tune.ipynb #bcf46eb1
 def objective(space:dict, # A checked search space
               fixed:dict, # Training parameters that are not searched
               out:Path, # The tune folder
@@ -152,6 +161,7 @@ def _counts(study)->str:
     states = [t.state.name.lower() for t in study.trials]
     return ', '.join(f'{states.count(s)} {s}' for s in dict.fromkeys(states))
 
+# %% ../nbs/10_tune.ipynb #19ad797d
 def best_run(study, # A study with a completed trial
              out:Path|str, # The tune folder
              fixed:dict, # The training parameters that were not searched
@@ -164,6 +174,7 @@ def best_run(study, # A study with a completed trial
     if best.user_attrs.get('run') and (run/'metrics.json').exists(): check_run(run); return run
     return train(**{**fixed, **best.params}, split='block', out=Path(out)/study.study_name, name='best', overwrite=True)
 
+# %% ../nbs/10_tune.ipynb #ede2c1bf
 def _tune_folder(out, inputs)->Path:
     "The tune folder, created and marked as asl_lib's when new; workers share it, so an existing one is joined"
     out = check_output(out, inputs, 'tune folder')
@@ -172,6 +183,7 @@ def _tune_folder(out, inputs)->Path:
         except FileExistsError: pass  # another worker made it first
     return out
 
+# %% ../nbs/10_tune.ipynb #f17facd1
 def tune(data:str|Path=GRASSKNOTED, # Kaggle handle, folder or zip of training images
          trials:int=20, # Trials this worker runs (other workers on the same storage add theirs)
          out:Path|str='runs/tune', # The tune folder: trial run folders, and the default journal

@@ -14,7 +14,7 @@ from asl_lib.testing import make_sign_mnist, make_synthetic, real_data, simulate
 # asl_lib's cache (resized copies, scan records) goes to a temporary folder, not the home folder; commands inherit it
 os.environ.setdefault('ASL_CACHE', tempfile.mkdtemp(prefix='asl_lib-test-cache-'))
 
-BIN = Path(sys.executable).parent
+BIN = Path(os.environ.get('ASL_BIN') or Path(sys.executable).parent)  # ASL_BIN: where a --target install put the commands (tools/gpu_bundle.py)
 GRASSKNOTED, DANRASBAND = 'grassknoted/asl-alphabet', 'danrasband/asl-alphabet-test'
 
 def run_cli(name, *args, **kw):

@@ -8,8 +8,8 @@ from fastai.callback.tracker import TerminateOnNaNCallback
 from asl_lib.datablock import get_dls
 from asl_lib.distributed import launch, sync_batchnorm
 from asl_lib.models import arch_spec
-from asl_lib.testing import downloads, make_synthetic, seed_weights_cache, simulated_kaggle_env
-from asl_lib.train import RUN_FILES
+from asl_lib.testing import FailAfterEpoch, ShardLog, WriteAudit, downloads, make_synthetic, seed_weights_cache, simulated_kaggle_env
+from asl_lib.runs import RUN_FILES
 from conftest import run_cli
 
 @pytest.fixture(scope='module')
@@ -21,10 +21,13 @@ def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
     seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())
     kw = dict(data=str(ddp_data), arch='resnet18', epochs=1, size=32, bs=16, lr=1e-2, pretrained=True, seed=3,
               out=str(tmp_path/'runs'), name='ddp', workers=0)
-    work = launch(2, kw, tmp_path/'work', probes=True, cbs=[TerminateOnNaNCallback()])
+    seen = tmp_path/'seen'; seen.mkdir()
+    work = launch(2, kw, tmp_path/'work', cbs=[ShardLog(seen), WriteAudit(tmp_path/'runs', seen), TerminateOnNaNCallback()])
     ranks = [json.loads((work/f'rank{r}.json').read_text()) for r in (0, 1)]
     assert [(r['rank'], r['world_size'], r['backend']) for r in ranks] == [(0, 2, 'gloo'), (1, 2, 'gloo')]
-    assert all(r['cbs'][-1] == 'TerminateOnNaNCallback' for r in ranks)  # the caller's callbacks reach every rank, after the probes
+    assert all(r['cbs'] == ['ShardLog', 'WriteAudit', 'TerminateOnNaNCallback'] for r in ranks)  # the caller's callbacks reach every rank
+    for r in ranks: r.update(train_idxs=json.loads((seen/f"shards-rank{r['rank']}.json").read_text()),
+                             writes=json.loads((seen/f"writes-rank{r['rank']}.json").read_text()))
     run = tmp_path/'runs/ddp'
     m = json.loads((run/'metrics.json').read_text())
     assert all((run/f).exists() for f in RUN_FILES) and m['nproc'] == 2 and 'x 2 processes' in m['device']
@@ -46,19 +49,18 @@ def test_two_process_fine_tune(ddp_data, tmp_path, monkeypatch):
 
 def test_failing_rank_fails_the_launch(ddp_data, tmp_path, monkeypatch):
     from asl_lib.core import LaunchError
-    monkeypatch.setenv('ASL_FAIL_RANK', '1')  # honoured only by a launch with probes
     kw = dict(data=str(ddp_data), arch='resnet18', epochs=2, size=32, bs=16, lr=1e-2, pretrained=False, out=str(tmp_path/'runs'),
               name='r', workers=0)
-    with pytest.raises(LaunchError) as e: launch(2, kw, probes=True)
+    with pytest.raises(LaunchError) as e: launch(2, kw, cbs=[FailAfterEpoch(rank=1)])
     msg = str(e.value)
-    assert 'failed (torchrun exit code' in msg and 'rank1: RuntimeError' in msg and 'rank 1 failed on purpose (ASL_FAIL_RANK)' in msg
+    assert 'failed (torchrun exit code' in msg and 'rank1: RuntimeError' in msg and 'rank 1 failed on purpose (FailAfterEpoch)' in msg
     assert not (tmp_path/'runs').exists() or not any((tmp_path/'runs').iterdir())  # nothing looks complete, no .partial
 
 def test_kaggle_handle_downloads_once_in_the_launcher(ddp_data, tmp_path):
-    "`asl-train --nproc 2` with a Kaggle handle: the launcher downloads, the ranks get the folder; no probes, no launch folder left"
+    "`asl-train --nproc 2` with a Kaggle handle: the launcher downloads, the ranks get the folder; no launch folder left"
     sim = tmp_path/'kaggle'
     env = simulated_kaggle_env(sim, {'someone/asl-small': ddp_data})
-    env.update(ASL_DATA=str(tmp_path/'data'), ASL_FAIL_RANK='1', TMPDIR=str(tmp_path/'tmp'))  # production ranks ignore ASL_FAIL_RANK
+    env.update(ASL_DATA=str(tmp_path/'data'), TMPDIR=str(tmp_path/'tmp'))
     (tmp_path/'tmp').mkdir()
     r = run_cli('asl-train', '--data', 'someone/asl-small', '--no-pretrained', '--epochs', '1', '--size', '32', '--bs', '16',
                 '--lr', '1e-2', '--out', tmp_path/'runs', '--workers', '0', '--nproc', '2', env=env)

@@ -10,7 +10,7 @@ def run(small_run):
     "The trained run folder, with model.json + model.pth (written here for a run folder from before `train` wrote them)"
     if not (small_run/'model.json').exists():
         from asl_lib.inference import load_model
-        from asl_lib.models import export_portable
+        from asl_lib.runs import export_portable
         export_portable(load_model(small_run/'model.pkl', trust_pickle=True), small_run)
     return small_run
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 from conftest import run_cli
+from asl_lib.hands import DETECTOR_ENV
 from asl_lib.testing import assert_beats_chance, fake_hands_env, make_synthetic
-from asl_lib.train import check_run
+from asl_lib.runs import check_run
 
 @pytest.fixture(scope='module')
 def fake(tmp_path_factory):
@@ -57,7 +58,7 @@ def test_crop_and_flip_run(fake):
 def test_landmarks_without_mediapipe_is_one_line(fake, tmp_path):
     "Without MediaPipe, `--arch landmarks` says how to install it, before any work"
     (tmp_path/'mediapipe').mkdir(); (tmp_path/'mediapipe'/'__init__.py').write_text("raise ImportError('no mediapipe here')")
-    env = dict(fake['env']); env.pop('ASL_FAKE_HANDS'); env['PYTHONPATH'] = str(tmp_path)
+    env = dict(fake['env']); env.pop(DETECTOR_ENV); env['PYTHONPATH'] = str(tmp_path)
     r = run_cli('asl-train', '--data', fake['train'], '--arch', 'landmarks', '--out', tmp_path/'runs', env=env)
     assert r.returncode == 1 and 'pip install --no-deps mediapipe==0.10.21' in r.stderr and 'Traceback' not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2 and not (tmp_path/'runs').exists()

@@ -13,7 +13,8 @@ def tiny_run(tmp_path_factory):
     "A run folder with both routes (model.pkl, and model.json + model.pth) of an untrained ResNet18: no training needed"
     from asl_lib.testing import make_synthetic
     from asl_lib.datablock import get_dls
-    from asl_lib.models import create_learner, export_portable
+    from asl_lib.models import create_learner
+    from asl_lib.runs import export_portable
     data = make_synthetic(tmp_path_factory.mktemp('tiny')/'g', n_per_class=2, size=32)
     learn = create_learner(get_dls(data, size=32, bs=8, workers=0, batch_resize=False), 'resnet18', pretrained=False)  # the pipelines match exactly
     run = tmp_path_factory.mktemp('runs')/'tiny'

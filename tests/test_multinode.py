@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from asl_lib.core import run_cli as run_in_process
 from asl_lib.testing import make_synthetic
-from asl_lib.train import asl_train, check_run
+from asl_lib.runs import check_run
+from asl_lib.train import asl_train
 from conftest import BIN, free_port
 
 TINY = ['--arch', 'resnet18', '--no-pretrained', '--epochs', '1', '--size', '32', '--bs', '16', '--lr', '1e-2', '--workers', '0']

@@ -58,3 +58,47 @@ def test_notebooks_stay_small():
     "Saved outputs are examples, not data dumps"
     big = {nb.name: nb.stat().st_size for nb in NBS if nb.stat().st_size > 3_000_000}
     assert not big, f'notebooks over 3 MB: {big}'
+
+def test_readme_names_every_notebook():
+    "The README's notebook table is the map of the docs: every notebook, and the module it exports"
+    readme = (ROOT/'README.md').read_text()
+    table = readme[readme.index('## The notebooks'):].split('\n## ')[0]
+    missing = [nb.stem for nb in sorted((ROOT/'nbs').glob('*.ipynb')) if nb.stem != 'index' and f'| `{nb.stem}` |' not in table]
+    assert not missing, f'the README table does not name {missing}'
+
+@pytest.mark.parametrize('nb', [nb for nb in NBS if _parameters(nb) is not None], ids=lambda p: p.name)
+def test_parameters_come_from_the_series_defaults(nb):
+    "A notebook of the series run on its own does what a bare `asl-run` does: its `parameters` cell holds `asl_lib.runner.PARAMS` (TrainConfig's defaults but for the quick run's)"
+    from asl_lib.runner import PARAMS, SERIES
+    if nb.name not in SERIES: pytest.skip(f'{nb.name} is not part of the series: its parameters are its own')
+    cell = next(c for c in cells(nb) if 'parameters' in c.get('metadata', {}).get('tags', []))
+    values = {t.id: ast.literal_eval(n.value) for n in ast.parse(src(cell)).body if isinstance(n, ast.Assign) for t in n.targets}
+    wrong = {k: (v, PARAMS[k]) for k, v in values.items() if k in PARAMS and v != PARAMS[k]}
+    assert not wrong, f'{nb.name}: parameters that differ from asl_lib.runner.PARAMS (notebook, PARAMS): {wrong}'
+
+_EVENTS = ('before_', 'after_')
+def _documented_methods():
+    "(notebook, 'Class.method') for every public method of an exported class, events of callbacks and transforms' encodes aside"
+    for py in sorted((ROOT/'asl_lib').glob('*.py')):
+        if py.stem.startswith('_') or py.stem == 'testing': continue
+        tree = ast.parse(py.read_text())
+        nb = re.search(r'File to edit: \.\./nbs/(\S+\.ipynb)', py.read_text()).group(1)
+        names = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, 'id', '') == '__all__' for t in n.targets)), [])
+        for c in tree.body:
+            if not (isinstance(c, ast.ClassDef) and c.name in names): continue
+            bases = {getattr(b, 'id', getattr(b, 'attr', '')) for b in c.bases}
+            for m in c.body:
+                if (isinstance(m, ast.FunctionDef) and not m.name.startswith('_') and not m.name.startswith(_EVENTS)
+                    and m.name not in ('encodes', 'forward') and not (bases & {'OptimWrapper'})):
+                    yield nb, f'{c.name}.{m.name}'
+
+def test_every_public_method_has_a_doc_entry():
+    "Functions get theirs from their export cell; methods need `show_doc`, as in fastai's notebooks"
+    missing = [f'{nb}: {m}' for nb, m in _documented_methods() if f'show_doc({m})' not in (ROOT/'nbs'/nb).read_text()]
+    assert not missing, f'no show_doc for {missing}'
+
+@pytest.mark.parametrize('nb', NBS, ids=lambda p: p.name)
+def test_outputs_show_no_local_install(nb):
+    "A saved output is for readers: no warning quoting this machine's virtual environment or site-packages"
+    bad = [i for i, c in enumerate(cells(nb)) for o in c.get('outputs', []) if re.search(r'\.venv|site-packages', json.dumps(o))]
+    assert not bad, f'{nb.name}: cells {bad} show local install paths'

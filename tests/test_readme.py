@@ -12,6 +12,8 @@ import json, os, re, shlex, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import BIN, GRASSKNOTED, DANRASBAND, SIGN_MNIST, free_port, kaggle_env
+from asl_lib.hands import DETECTOR_ENV
+from asl_lib.testing import FAKE_HANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Install and test commands are what CI itself runs (.ci/run installs exactly this way, then runs the test command); run from here
@@ -101,7 +103,7 @@ def last_line(out:str)->str:
 def expect(name:str, args:list, r, cwd:Path):
     "Check that a README command of `name` produced what the README says"
     if name == 'asl-train':  # prints the run folder last
-        from asl_lib.train import check_run
+        from asl_lib.runs import check_run
         run = cwd/last_line(r.stdout)
         assert run.is_dir(), f'the last line is not a run folder: {last_line(r.stdout)!r}'
         check_run(run)
@@ -114,7 +116,7 @@ def expect(name:str, args:list, r, cwd:Path):
     elif name == 'asl-run':  # the series folder last, holding the executed notebooks, the run folders and their reports
         check_series(cwd/last_line(r.stdout))
     elif name == 'asl-tune':  # the best trial's run folder last
-        from asl_lib.train import check_run
+        from asl_lib.runs import check_run
         check_run(cwd/last_line(r.stdout))
     elif name == 'asl-export':  # the export folder last: the model and what its preprocessing is
         folder = cwd/last_line(r.stdout)
@@ -130,7 +132,7 @@ def check_series(out:Path):
     import nbformat, yaml
     from asl_lib.core import is_owned
     from asl_lib.runner import SERIES
-    from asl_lib.train import RUN_FILES
+    from asl_lib.runs import RUN_FILES
     assert out.is_dir() and is_owned(out), out
     for nb in SERIES:
         cells = nbformat.read(out/nb, as_version=4).cells
@@ -160,7 +162,7 @@ def world(tmp_path_factory, kaggle_zips):
     # kagglehub ignoring `output_dir` and serving its own folder, as on Kaggle notebooks and Colab: the more dangerous mode
     env = kaggle_env(base, kaggle_zips, honour_output_dir=False, HOME=str(home), TORCH_HOME=str(base/'torch'),
                      HF_HOME=str(base/'hf'), HF_HUB_CACHE=str(base/'hf'/'hub'), HF_HUB_OFFLINE='1', PYTHONUNBUFFERED='1',
-                     ASL_FAKE_HANDS='1')  # generated images hold no hands: made-up ones (asl_lib.testing.FakeHandDetector), through the same sitecustomize
+                     **{DETECTOR_ENV: FAKE_HANDS})  # generated images hold no hands: made-up ones (asl_lib.testing.FakeHandDetector), chosen the public way
     env['PATH'] = os.pathsep.join([str(BIN), env.get('PATH', '')])
     seed = ("import torch, torchvision, timm\nfrom asl_lib.testing import seed_weights_cache\n"
             "seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())\n"
@@ -224,7 +226,7 @@ def test_readme_command(cmd, world):
     line, name, args = with_tiny_flags(cmd)
     if name: provide_assumed_files(name, args, world['cwd'], world['home'], world['zips'])
     env = world['env']
-    if name == 'asl-run': env = {k: v for k, v in env.items() if k != 'ASL_FAKE_HANDS'}  # the series' notebooks check "no hand" on generated images
+    if name == 'asl-run': env = {k: v for k, v in env.items() if k != DETECTOR_ENV}  # the series' notebooks check "no hand" on generated images
     r = subprocess.run(['bash', '-c', line], cwd=world['cwd'], env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, f'{line}\n--- stdout\n{r.stdout[-2000:]}\n--- stderr\n{r.stderr[-4000:]}'
     assert 'Traceback' not in r.stderr, r.stderr[-4000:]

@@ -63,7 +63,7 @@ def bigger(tmp_path_factory):
 # 1. Two processes, one output
 def test_two_trainings_one_name(tmp_path, bigger):
     "A second run of the same name goes to NAME-2 and both finish; a third that asks to --overwrite it is refused at once"
-    from asl_lib.train import check_run
+    from asl_lib.runs import check_run
     out, before = tmp_path/'runs', tree_hash(bigger)
     common = ['--data', bigger, '--out', out, '--name', 'same']
     procs = [start('asl-train', *common, '--size', '32', '--epochs', '6', '--bs', '16', '--lr', '1e-2', '--no-pretrained', '--workers', '0')]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from asl_lib.data import CLASSES, SIGN_MNIST_CLASSES, get_inventory
 from asl_lib.testing import assert_beats_chance, make_sign_mnist, make_synthetic, tree_hash
-from asl_lib.train import check_run
+from asl_lib.runs import check_run
 from conftest import run_cli
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,8 @@ from unittest import mock
 import pandas as pd
 import pytest
 from asl_lib.core import ExtraError, run_cli
-from asl_lib.train import asl_train, check_run, train
+from asl_lib.runs import check_run
+from asl_lib.train import asl_train, train
 
 os.environ['MLFLOW_DISABLE_TELEMETRY'] = 'true'
 

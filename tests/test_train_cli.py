@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from fastcore.script import anno_parser
 from asl_lib.testing import assert_beats_chance, downloads, make_synthetic, simulated_kaggle_env
-from asl_lib.train import TrainConfig, asl_train, check_run, train
+from asl_lib.runs import check_run
+from asl_lib.train import TrainConfig, asl_train, train
 from conftest import BIN, run_cli
 
 def test_train_writes_complete_run(synth, tmp_path):

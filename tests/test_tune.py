@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 from asl_lib.core import ExtraError, run_cli
 from asl_lib.testing import prune_trials
-from asl_lib.train import check_run
+from asl_lib.runs import check_run
 from asl_lib import tune as T
 
 def test_tiny_study_with_a_pruned_trial(synth, tmp_path, capsys, monkeypatch):
