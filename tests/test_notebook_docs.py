@@ -102,3 +102,9 @@ def test_outputs_show_no_local_install(nb):
     "A saved output is for readers: no warning quoting this machine's virtual environment or site-packages"
     bad = [i for i, c in enumerate(cells(nb)) for o in c.get('outputs', []) if re.search(r'\.venv|site-packages', json.dumps(o))]
     assert not bad, f'{nb.name}: cells {bad} show local install paths'
+
+@pytest.mark.parametrize('nb', NBS, ids=lambda p: p.name)
+def test_every_notebook_names_its_kernel(nb):
+    "JupyterLab, Kaggle and Colab open a notebook without asking for a kernel when its metadata names one"
+    ks = json.loads(nb.read_text())['metadata'].get('kernelspec', {})
+    assert ks.get('name') == 'python3' and ks.get('language') == 'python', f'{nb.name}: kernelspec {ks}'

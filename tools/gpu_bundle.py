@@ -77,7 +77,7 @@ RUN = '''#!/usr/bin/env bash
 # On the GPU machine, from the repository root: bash gpu-bundle/run.sh   (made by tools/gpu_bundle.py)
 set -euo pipefail
 B="$(cd "$(dirname "$0")" && pwd)"; T="${ASL_SITE:-/tmp/asl-site}"
-python3 -m pip install -q --no-deps --no-index --target "$T" "$B"/wheels/*.whl
+python3 -m pip install -q --upgrade --no-deps --no-index --target "$T" "$B"/wheels/*.whl
 export PYTHONPATH="$T" PATH="$T/bin:$PATH" ASL_BIN="$T/bin" ASL_REAL_DATA="$B/data" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 python3 -m pytest -m gpu -p no:cacheprovider -rA -s --durations=10 tests/test_gpu.py "$@"
