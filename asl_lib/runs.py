@@ -165,7 +165,6 @@ def load_portable(path:Path|str, # A run folder, or its `model.json`
     if not isinstance(sd, dict) or any(torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all() for v in sd.values()):
         raise ModelFileError(f"{weights} holds weights that are not numbers (NaN or infinite): the training diverged. Train again with a lower learning rate.")
     learn = create_learner(_portable_dls(cfg, dev), cfg['arch'], pretrained=False)
-    if dev.type != 'cuda' and hasattr(learn, 'mixed_precision'): learn = learn.to_contiguous(to_fp32=True)  # as load_learner(cpu=True)
     try: learn.model.load_state_dict(sd)
     except (RuntimeError, TypeError, AttributeError) as e:
         raise ModelFileError(f"{weights} does not fit a {cfg['arch']} with {len(cfg['vocab'])} classes ({str(e)[:200]}).") from None
