@@ -247,8 +247,10 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
     if landmarks:
         item_tfms, batch_tfms = [LandmarkFeatures()], []
         if not hands.found.any(): raise DataError(f"No hand found in the {len(items)} images of {inv.root}: a landmarks model has nothing to learn from (asl-hands shows the detection rates).")
-        missed = {i for i, (h, l) in enumerate(zip(hands.hands, labels)) if h is None and l != 'nothing'}
-        if missed: splitter = TrainWithout(splitter, missed)  # a letter without landmarks teaches nothing; validation keeps it
+        missed = {i for i, h in enumerate(hands.hands) if h is None}
+        # a row without a hand teaches the MLP nothing (`LandmarkNet` answers `nothing` for it by rule) and would only skew its
+        # BatchNorm statistics with rows of zeros; validation keeps every row
+        if missed: splitter = TrainWithout(splitter, missed)
     else:
         common = None if not batch_resize or crop else (28, 28) if rows else common_size(items)
         item_tfms, batch_tfms = asl_tfms(size, stats, augment, common, flip)
@@ -260,7 +262,7 @@ def get_dls(path:Path|str|Inventory, # An image root, a dataset folder, or the `
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         dls = dblock.dataloaders(items, bs=bs, num_workers=workers, device=device, **_loader_kwargs(workers, device))
-        trained = {labels[i] for i in splitter(items)[0]}  # the same split again (seeded): the classes training covers
+        trained = {labels[i] for i in splitter(items)[0]} | ({'nothing'} if landmarks else set())  # the same split again (seeded): the classes training covers (landmarks: `nothing` by rule)
     dls.split, dls.inventory, dls.validation, dls.train_classes = split, inv, validation, [c for c in CLASSES if c in trained]
     dls.channels = 'grey' if rows else 'rgb'  # what the model reads: `export_portable` records it
     return dls

@@ -6,7 +6,7 @@ Docs: https://asl-lib.github.io/asl_lib/models.html.md"""
 
 # %% auto #0
 __all__ = ['ARCHS', 'PRECISIONS', 'ArchSpec', 'arch_spec', 'weights_cache_path', 'packaged_state_dict', 'pretrained_file',
-           'LandmarkNet', 'resolve_precision', 'adamw_kernel', 'TorchAdamW', 'create_learner']
+           'LandmarkNet', 'refresh_batchnorm', 'resolve_precision', 'adamw_kernel', 'TorchAdamW', 'create_learner']
 
 # %% ../nbs/01a_models.ipynb #a5ffd29f
 import json, os
@@ -130,6 +130,26 @@ class LandmarkNet(nn.Module):
         out = (self.head(self.body(x)) + self.head(self.body(x * self.mirror))) / 2
         if not len(self.no_hand): return out
         return torch.where(x[:, -1:] > 0.5, out, self.no_hand)  # the last feature says whether a hand was found
+
+# %% ../nbs/01a_models.ipynb #17e10b53
+def refresh_batchnorm(model:nn.Module, # A model with BatchNorm layers
+                      batches, # Inputs, or tuples whose first element is the input (a fastai `DataLoader` over clean training rows)
+                     )->nn.Module: # `model`, its BatchNorm statistics recomputed, in the mode it was in
+    "Recompute every BatchNorm layer's running statistics as the plain average over `batches`, with dropout off"
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was, momenta = model.training, [m.momentum for m in bns]
+    for m in bns: m.reset_running_stats(); m.momentum = None  # None: a cumulative average
+    model.eval()
+    for m in bns: m.train()
+    try:
+        with torch.no_grad():
+            for b in batches:
+                x = b[0] if isinstance(b, (tuple, list)) else b
+                if len(x) > 1: model(x)  # a batch of one has no variance
+    finally:
+        for m, mom in zip(bns, momenta): m.momentum = mom
+        model.train(was)
+    return model
 
 # %% ../nbs/01a_models.ipynb #7304ed06
 def _create_model(spec:ArchSpec, n_out:int, pretrained:bool):

@@ -25,7 +25,7 @@ from .core import (ConfigError, DataError, FolderBusy, OutputError, TrainingDive
                           emit, is_owned, owned_folder, partial_path, remove_stale, writer_of)
 from .data import GRASSKNOTED, Inventory, get_data, get_inventory
 from .datablock import check_split, find_hands, get_dls
-from .models import ARCHS, PRECISIONS, arch_spec, create_learner
+from .models import ARCHS, PRECISIONS, arch_spec, create_learner, refresh_batchnorm
 from .runs import RUN_FILES, check_run, export_portable, next_run_dir
 from .hands import check_detector
 from .plots import plot_confusion, plot_history
@@ -348,6 +348,8 @@ def fit_model(cfg:TrainConfig, # The run's configuration
     with learn.distrib_ctx(**distrib_kwargs()) if ranks > 1 else nullcontext():
         if pretrained: learn.fine_tune(cfg.epochs, lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
         else: learn.fit_one_cycle(cfg.epochs, lr, cbs=cbs)
+    if spec.input == 'landmarks':  # its BatchNorm statistics, recomputed on the clean training rows (see `refresh_batchnorm`)
+        refresh_batchnorm(learn.model, learn.dls.test_dl(learn.dls.train_ds.items, bs=cfg.bs))
     return Fit(learn, history, lr, lr_info, time.time() - start, pretrained)
 
 # %% ../nbs/03_train.ipynb #392c5379

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 from conftest import run_cli
 from asl_lib.hands import DETECTOR_ENV
-from asl_lib.testing import assert_beats_chance, fake_hands_env, make_synthetic
+from asl_lib.testing import assert_beats_chance, assert_better, fake_hands_env, make_synthetic
 from asl_lib.runs import check_run
 
 @pytest.fixture(scope='module')
@@ -65,7 +65,7 @@ def test_landmarks_without_mediapipe_is_one_line(fake, tmp_path):
 
 @pytest.mark.slow
 def test_landmarks_on_real_photos_mirror(real, tmp_path):
-    "Trained on real grassknoted frames, the landmark model reads other people's hands, and a mirrored photo gets the same letter"
+    "Trained on real grassknoted frames, the landmark model reads other people's hands, a mirrored photo gets the same letter, and 3 photos a letter calibrate it to that person"
     from asl_lib.evaluate import evaluate
     from asl_lib.inference import load_model, predict
     from asl_lib.train import train
@@ -81,3 +81,9 @@ def test_landmarks_on_real_photos_mirror(real, tmp_path):
     same = np.mean([a['label'] == b['label'] for a, b in zip(orig, flipped)])
     print(f"external accuracy {rep['accuracy']:.3f} (detection {rep['detection_rate']:.3f}); mirrored photos, same letter: {same:.3f}")
     assert same >= 0.85
+    from asl_lib.calibrate import calibration_curve  # the protocol: shots are each letter's earliest frames, tests 10+ frames later
+    curve = calibration_curve(run, real/'external-desk-29', ks=(0, 3), out=tmp_path/'calibrated').set_index('k')
+    print(curve)
+    n = int(curve.n_test[0])
+    assert_better(curve.accuracy[3], n, curve.accuracy[0], n)
+    assert curve.valid_accuracy[3] >= curve.valid_accuracy[0] - 0.03  # the letters of the base data are kept

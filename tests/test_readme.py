@@ -5,7 +5,7 @@ served for the two Kaggle handles; downloads under a temporary `ASL_DATA`; made-
 commands), and sizes are kept tiny by APPENDING documented flags
 (argparse and `-p` let a later value override an earlier one). Pretrained weights come from caches seeded in temporary folders
 (`TORCH_HOME`, `HF_HOME`), so `pretrained` commands run without a network. Files the README assumes the user has (`photo.jpg`,
-`~/Downloads/asl-alphabet-test.zip`) are generated in the fresh folder (and a temporary `HOME`).
+`~/Downloads/asl-alphabet-test.zip`, a folder of their own photos) are generated in the fresh folder (and a temporary `HOME`).
 The parser is generic: when the README changes, this test follows it; what each command must produce is keyed by its name below.
 """
 import json, os, re, shlex, shutil, subprocess, sys
@@ -83,6 +83,9 @@ def provide_assumed_files(name:str, args:list, cwd:Path, home:Path, zips:dict):
     "Generate the files a README command assumes the user has: photos for `asl-predict`, a downloaded zip for `asl-data`"
     from PIL import Image
     import numpy as np
+    if name == 'asl-calibrate' and len(args) > 1 and not (cwd/args[1]).exists():  # the user's own photos in class folders
+        from asl_lib.testing import make_synthetic
+        make_synthetic(cwd/args[1], 'danrasband', n_per_class=2, size=64, signer=1)
     for a in args:
         if a.startswith('-') or '$' in a: continue
         p = Path(a.replace('~', str(home), 1) if a.startswith('~') else a)
@@ -121,6 +124,9 @@ def expect(name:str, args:list, r, cwd:Path):
     elif name == 'asl-export':  # the export folder last: the model and what its preprocessing is
         folder = cwd/last_line(r.stdout)
         assert (folder/'model.onnx').is_file() and json.loads((folder/'model.onnx.json').read_text())['vocab'], r.stdout
+    elif name == 'asl-calibrate':  # the calibrated run folder last, marked as calibrated
+        run = cwd/last_line(r.stdout)
+        assert (run/'model.json').is_file() and json.loads((run/'calibration.json').read_text())['k_per_class'], r.stdout
     elif name == 'asl-hands':  # the detection report, its total last
         assert re.match(r'\d+ hands in \d+ images of ', last_line(r.stdout)), r.stdout
     elif name == 'asl-data':  # the image root (Sign-MNIST: the CSV) last, or JSON
