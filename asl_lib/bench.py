@@ -7,10 +7,12 @@ Docs: https://asl-lib.github.io/asl_lib/bench.html.md"""
 # %% auto #0
 __all__ = ['GRASSKNOTED_IMAGES', 'TrainTimer', 'speed_learner', 'training_precision', 'precision_text', 'fastai_train_speed',
            'plain_train_speed', 'loader_speed', 'loading_speeds', 'worker_speed', 'pipeline_speeds', 'peak_memory_mb',
-           'train_inventory', 'bench_workers', 'bench', 'report_lines', 'pipeline_line', 'asl_bench']
+           'train_inventory', 'bench_workers', 'bench', 'report_lines', 'live_frames', 'one_core', 'live_speed',
+           'live_line', 'pipeline_line', 'asl_bench']
 
 # %% ../nbs/07_bench.ipynb #9af3c5a7
-import resource, time
+import os, resource, time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,10 +21,12 @@ from torchvision import datasets, transforms
 from fastai.vision.all import *
 
 from .core import ConfigError, DataError, check_positive, cli, emit
-from .data import GRASSKNOTED, Inventory, get_inventory
+from .data import GRASSKNOTED, Inventory, frame_index, get_inventory
 from .datablock import BatchResize, default_workers, get_dls
 from .models import adamw_kernel, arch_spec, create_learner
 from .evaluate import cpu_latency_ms
+from .inference import load_model
+from .live import LiveReader, webcam_frame
 
 # %% ../nbs/07_bench.ipynb #6b6aec90
 def _per_sec(n:int, seconds:float)->float: return n / max(seconds, 1e-9)
@@ -202,6 +206,51 @@ def report_lines(r:dict)->str:
         f"resized cache: {r['cached_train_img_s']:.1f} img/s, {r['cache_speedup']:.2f}x the epoch speed without it",
         f"peak memory: {r['peak_memory_mb']:.0f} MB"])
 
+# %% ../nbs/07_bench.ipynb #6672b82c
+def live_frames(data, # Training images (a folder, handle or `Inventory`): consecutive frames of each letter
+                letters:int=10, # How many letters
+                per_letter:int=30, # Frames of each, in frame-number order (two seconds of video at 15 frames/s)
+               )->list: # 640x480 HxWx3 arrays (`live.webcam_frame`)
+    "A stream to time live reading on: `per_letter` consecutive photos of each of `letters` letters, as webcam frames"
+    inv, by = train_inventory(data), {}
+    for p, l in zip(inv.items, inv.labels): by.setdefault(l, []).append(p)
+    return [webcam_frame(p) for l in sorted(by)[:letters] for p in sorted(by[l], key=lambda p: frame_index(p) or 0)[:per_letter]]
+
+# %% ../nbs/07_bench.ipynb #0058ce79
+@contextmanager
+def one_core():
+    "Run this block on one CPU core with one torch thread; threads started inside (MediaPipe's) inherit the core"
+    threads, cores = torch.get_num_threads(), os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else None
+    try:
+        if cores: os.sched_setaffinity(0, {min(cores)})
+        torch.set_num_threads(1)
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if cores: os.sched_setaffinity(0, cores)
+
+# %% ../nbs/07_bench.ipynb #6867e49a
+def live_speed(learn:Learner, # From `load_model`
+               frames:list, # A stream (`live_frames`)
+               warmup:int=5, # Frames read before the clock starts
+              )->dict:
+    "Frames per second and per-frame latency (p50, p95, ms) of `LiveReader` on one CPU core, hand tracking included"
+    learn.model.cpu(); learn.dls.device = torch.device('cpu')
+    with one_core():
+        reader = LiveReader(learn)  # the tracker's threads start here, on the one core
+        for f in frames[:warmup]: reader(f)
+        ms, hands = [], 0
+        for f in frames:
+            t = time.perf_counter(); hands += reader(f)['hand'] is not None; ms.append(1000 * (time.perf_counter() - t))
+    return dict(live_fps=_per_sec(len(ms), sum(ms) / 1000), live_p50_ms=float(np.percentile(ms, 50)),
+                live_p95_ms=float(np.percentile(ms, 95)), live_frames=len(ms), live_hand_rate=hands / len(ms), live_view=reader.view or 'image')
+
+# %% ../nbs/07_bench.ipynb #3308573b
+def live_line(r:dict)->str:
+    "The live figures in one line"
+    return (f"live reading ({r['live_view']}, one CPU core, hand tracking included): {r['live_fps']:.1f} frames/s, "
+            f"p50 {r['live_p50_ms']:.1f} ms, p95 {r['live_p95_ms']:.1f} ms per frame; a hand in {r['live_hand_rate']:.0%} of {r['live_frames']} frames")
+
 # %% ../nbs/07_bench.ipynb #7a249603
 def _worker_counts(loaders:str)->list:
     "The worker counts in `loaders` ('0,1,2')"
@@ -227,12 +276,17 @@ def asl_bench(data:str=GRASSKNOTED, # Kaggle handle or folder of training images
               loaders:str='0,1,2', # Worker counts to time data loading with
               pipeline_size:int=224, # Image size for the per-worker pipeline comparison
               pipeline_images:int=512, # Images per timed pass of that comparison
+              live:str=None, # A run folder: time live reading with it instead (frames/s and per-frame latency on one CPU core, hand tracking included)
               json:bool=False, # Print JSON
              ):
     "Print training/validation speed, CPU latency, memory, the plain-PyTorch ratio, the data-loading speeds and one worker's pipeline speed"
     for name, v in (('--size', size), ('--bs', bs), ('--pipeline-size', pipeline_size), ('--pipeline-images', pipeline_images)): check_positive(name, v)
     check_positive('--per-class', per_class, optional=True)
     ws = _worker_counts(loaders)
+    if live:
+        learn = load_model(live)  # a bad run folder is one line, before the data is scanned
+        r = live_speed(learn, live_frames(data))
+        return emit(r, live_line(r), json)
     inv = train_inventory(data)  # the one scan: every measurement below reuses this inventory
     r = bench(inv, arch, size, bs, per_class, workers)
     r['loading_img_s'] = loading_speeds(inv, size, bs, per_class, ws)

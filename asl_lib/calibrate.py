@@ -20,6 +20,7 @@ from .core import ConfigError, DataError, check_positive, cli, dumps, emit, owne
 from .data import Inventory, frame_index, get_inventory
 from .datablock import get_dls, sample_per_class
 from .hands import hand_table
+from .inference import hand_view
 from .runs import export_portable, load_portable, next_run_dir, read_portable
 
 # %% ../nbs/05a_calibrate.ipynb #055dbf57
@@ -37,13 +38,13 @@ def embed(learn:Learner, # From `load_portable` (or `load_model`)
     "The input of `learn`'s last linear layer for each item (averaged over the calls of one forward pass: a mirrored pair)"
     lin, model, got = last_linear(learn.model), learn.model.eval(), []
     h = lin.register_forward_pre_hook(lambda m, inp: got.append(inp[0].detach()))
-    embs, decided, outs = [], [], []
+    embs, decided, outs, landmarks = [], [], [], hand_view(learn) == 'landmarks'
     try:
         with torch.no_grad():
             for (x,) in learn.dls.test_dl(items, bs=bs):
                 got.clear(); outs.append(model(x).float().cpu())
                 embs.append(torch.stack(got).mean(0).cpu())
-                decided.append((x[:, -1] > 0.5).cpu() if learn.portable.get('input') == 'landmarks' else torch.ones(len(x), dtype=torch.bool))
+                decided.append((x[:, -1] > 0.5).cpu() if landmarks else torch.ones(len(x), dtype=torch.bool))
     finally: h.remove()
     return torch.cat(embs).float(), torch.cat(decided), torch.cat(outs)
 
@@ -58,7 +59,7 @@ def refit_head(head:nn.Linear, # The base model's last layer: the starting point
               )->nn.Linear:
     "A copy of `head` fitted to the shots while the replayed training rows keep the letters the shots do not show"
     torch.manual_seed(seed)
-    new = nn.Linear(head.in_features, head.out_features).to('cpu')
+    new = nn.Linear(head.in_features, head.out_features)
     new.load_state_dict({k: v.detach().cpu() for k, v in head.state_dict().items()})
     opt = torch.optim.Adam(new.parameters(), lr=lr)
     (xs, ys), (xr, yr) = shots, replay
@@ -137,7 +138,7 @@ def calibrate(run:Path|str, # The base run folder (model.json + model.pth)
     dest = next_run_dir(Path(out) if out else run.parent, name or f'{run.name}-calibrated', overwrite)
     (rows, rlabels), (vrows, vlabels), binv = base_rows(run, base_data, replay_per_class, seed)
     learn = load_portable(run, device)
-    if cfg.get('input') == 'landmarks' or cfg.get('hand_crop'): hand_table(sinv)  # detected once, cached
+    if hand_view(learn): hand_table(sinv)  # detected once, cached
     es, ds, os_ = embed(learn, list(sinv.items))
     ys = torch.tensor([vocab.index(l) for l in sinv.labels])
     er, dr, _ = embed(learn, rows)
@@ -197,11 +198,11 @@ def calibration_curve(run:Path|str, # The base run folder
     if out is None: tmp = tempfile.TemporaryDirectory(prefix='asl-calibration-'); out = tmp.name
     try:
         base = load_portable(run)
-        if base.portable.get('input') == 'landmarks' or base.portable.get('hand_crop'): hand_table(inv)
+        if hand_view(base): hand_table(inv)
         for k in ks:
             shots, _ = frame_split(inv, k, gap)
             r = Path(run) if k == 0 else calibrate(run, shots, out=out, name=f'k{k}', overwrite=True, **kwargs)
-            learn = load_portable(r)
+            learn = base if k == 0 else load_portable(r)
             with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl(frames.items, bs=64))
             pred = [learn.dls.vocab[i] for i in probs.argmax(1).tolist()]
             ok = pd.Series(np.array(pred) == np.array(frames.labels), index=frames.labels)

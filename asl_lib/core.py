@@ -6,10 +6,10 @@ Docs: https://asl-lib.github.io/asl_lib/core.html.md"""
 
 # %% auto #0
 __all__ = ['MARKER', 'AslError', 'DataError', 'ConfigError', 'OutputError', 'ModelFileError', 'LaunchError', 'SeriesError',
-           'ExtraError', 'FolderBusy', 'TrainingDiverged', 'Terminated', 'check_positive', 'mark_owned', 'owner_info',
-           'is_owned', 'check_output', 'check_output_file', 'read_description', 'read_yaml', 'import_extra',
-           'writer_of', 'remove_owned', 'remove_stale', 'partial_path', 'claimed', 'owned_folder', 'json_ready',
-           'dumps', 'emit', 'debug_mode', 'sigterm_raises', 'error_message', 'run_cli', 'cli']
+           'ExtraError', 'FolderBusy', 'TrainingDiverged', 'Terminated', 'check_positive', 'check_above_zero',
+           'mark_owned', 'owner_info', 'is_owned', 'check_output', 'check_output_file', 'read_description', 'read_yaml',
+           'import_extra', 'writer_of', 'remove_owned', 'remove_stale', 'partial_path', 'claimed', 'owned_folder',
+           'json_ready', 'dumps', 'emit', 'debug_mode', 'sigterm_raises', 'error_message', 'run_cli', 'cli']
 
 # %% ../nbs/00_core.ipynb #c8a61778
 import errno, importlib, json, math, os, shutil, signal, socket, sys, threading, time, uuid, inspect
@@ -76,6 +76,17 @@ def check_positive(name:str, # The argument's name, as the user wrote it
     if value is None and optional: return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return value
+
+# %% ../nbs/00_core.ipynb #2c4c1337
+def check_above_zero(name:str, # The argument's name, as the user wrote it
+                     value, # Its value (None passes when `optional`)
+                     optional:bool=False, # Whether None means "not set"
+                    ):
+    "Raise `ConfigError` unless `value` is a number above 0 (seconds, a rate)"
+    if value is None and optional: return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a number above 0, not {value!r}.")
     return value
 
 # %% ../nbs/00_core.ipynb #c2828c2a

@@ -9,7 +9,8 @@ __all__ = ['SIGNER_SATURATION', 'SYNTHETIC_LAYOUTS', 'FAKE_HANDS', 'make_synthet
            'synthetic_data', 'data_or_synthetic', 'tree_hash', 'seed_weights_cache', 'chance_pvalue',
            'assert_beats_chance', 'assert_better', 'fake_dataset_download', 'simulated_kaggle', 'offline_kaggle',
            'simulated_download', 'simulated_kaggle_env', 'downloads', 'FakeHandDetector', 'fake_hands',
-           'fake_hands_env', 'prune_trials', 'ShardLog', 'FailAfterEpoch', 'record_writes', 'WriteAudit']
+           'fake_hands_env', 'spelling_frames', 'write_video', 'prune_trials', 'ShardLog', 'FailAfterEpoch',
+           'record_writes', 'WriteAudit']
 
 # %% ../nbs/98_testing.ipynb #8e7eb908
 import hashlib, json, os, shutil, sys, tempfile, warnings, zipfile
@@ -317,6 +318,44 @@ def fake_hands_env(folder:Path|str, # A folder for the fake hands' cache
                   )->dict: # The environment for `subprocess.run(..., env=...)`
     "An environment in which every Python subprocess finds generated hands (`FakeHandDetector`)"
     return {**(os.environ if env is None else env), DETECTOR_ENV: FAKE_HANDS, 'ASL_CACHE': str(Path(folder)/'cache')}
+
+# %% ../nbs/98_testing.ipynb #799c2d79
+def spelling_frames(word:str, # Letters (class names are one letter each; `space` is ' ')
+                    photos:dict, # letter -> photos of it (paths or images), used in turn while the letter is held
+                    fps:float=15, # Frames per second
+                    hold:float=1.0, # Seconds each letter is held
+                    gap:float=0.4, # Seconds of an empty scene before each letter
+                    size:tuple=(640, 480), # (width, height) of a frame
+                   )->list: # HxWx3 uint8 arrays
+    "The frames of a video that spells `word`, each letter held for `hold` seconds"
+    from asl_lib.live import webcam_frame  # test support may import any layer
+    blank = np.full((size[1], size[0], 3), 128, np.uint8)  # an empty grey scene: no hand
+    frames = []
+    for ch in word:
+        ps = [webcam_frame(p, size) for p in photos['space' if ch == ' ' else ch]]
+        frames += [blank] * round(gap * fps) + [ps[i % len(ps)] for i in range(round(hold * fps))]
+    return frames
+
+# %% ../nbs/98_testing.ipynb #4ea09c19
+def write_video(frames:list, # HxWx3 uint8 RGB arrays, all of one even size
+                path:Path|str, # .y4m (written here, 4:2:0), or a format OpenCV writes (.mp4, .avi)
+                fps:float=15,
+               )->Path:
+    "Write `frames` as a video file"
+    path, (h, w) = Path(path), frames[0].shape[:2]
+    if path.suffix.lower() == '.y4m':
+        with open(path, 'wb') as f:
+            f.write(f'YUV4MPEG2 W{w} H{h} F{int(round(fps))}:1 Ip A1:1 C420jpeg\n'.encode())
+            for a in frames:
+                y, cb, cr = Image.fromarray(a).convert('YCbCr').split()
+                f.write(b'FRAME\n' + y.tobytes() + cb.resize((w // 2, h // 2)).tobytes() + cr.resize((w // 2, h // 2)).tobytes())
+        return path
+    import cv2
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*('mp4v' if path.suffix.lower() == '.mp4' else 'MJPG')), fps, (w, h))
+    try:
+        for a in frames: out.write(np.ascontiguousarray(a[..., ::-1]))
+    finally: out.release()
+    return path
 
 # %% ../nbs/98_testing.ipynb #ea5a911c
 def prune_trials(*numbers:int):

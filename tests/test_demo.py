@@ -94,7 +94,7 @@ def _start_demo(run)->tuple:
 
 @pytest.mark.slow
 def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
-    "Upload a photo and press Predict: the letter shown is `predict`'s, and nothing comes from outside this machine"
+    "Upload a photo: the letter shown is `predict`'s, with its Grad-CAM, and nothing comes from outside this machine"
     sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed: pip install playwright')
     exe, photo, t0 = _chromium(), _photo(synth), time.time()
     expected = predict(learn, [photo])[0]['label']
@@ -108,12 +108,12 @@ def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
             ctx.set_default_timeout(90_000)  # a loaded 2-core machine runs the model, the server and the browser at once
             page = ctx.new_page()
             page.goto(url)
+            page.get_by_role('tab', name='Photo').click()
             page.locator('#photo input[type=file]').set_input_files(str(photo))
-            page.locator('#photo img').wait_for()  # the upload is shown
-            page.locator('#predict').click()
-            shown = page.get_by_test_id('label-output-value')
+            page.locator('#photo img').wait_for()  # the upload is shown, and read as it arrives: no button to press
+            shown = page.locator('#letters').get_by_test_id('label-output-value')
             shown.wait_for()
-            page.locator('#gradcam img').wait_for()
+            page.locator('#explain img').wait_for()
             letter = shown.inner_text().strip()
             page.screenshot(path=str(shot), full_page=True)
             browser.close()

@@ -94,6 +94,12 @@ def provide_assumed_files(name:str, args:list, cwd:Path, home:Path, zips:dict):
         if p.suffix.lower() in IMAGE_EXTS:
             p.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(p)
+        elif p.suffix.lower() in ('.mp4', '.avi', '.y4m'):  # a recorded video of fingerspelling: generated frames of two letters
+            from asl_lib.testing import make_synthetic, spelling_frames, write_video
+            src, by = make_synthetic(home/'video-frames', 'danrasband', n_per_class=3, size=64), {}
+            for f in sorted(src.rglob('*.jpg')): by.setdefault(f.parent.name, []).append(f)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            write_video(spelling_frames('AB', by), p)
         elif p.suffix.lower() == '.zip':
             p.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(zips[DANRASBAND if 'test' in p.name else GRASSKNOTED], p)
@@ -127,6 +133,10 @@ def expect(name:str, args:list, r, cwd:Path):
     elif name == 'asl-calibrate':  # the calibrated run folder last, marked as calibrated
         run = cwd/last_line(r.stdout)
         assert (run/'model.json').is_file() and json.loads((run/'calibration.json').read_text())['k_per_class'], r.stdout
+    elif name == 'asl-spell':  # one line: the text the video spells (what a one-epoch model reads in generated frames is its business)
+        assert len(r.stdout.splitlines()) == 1, r.stdout
+    elif name == 'asl-bench' and '--live' in args:  # the live figures
+        assert 'frames/s' in r.stdout and 'p95' in r.stdout, r.stdout
     elif name == 'asl-hands':  # the detection report, its total last
         assert re.match(r'\d+ hands in \d+ images of ', last_line(r.stdout)), r.stdout
     elif name == 'asl-data':  # the image root (Sign-MNIST: the CSV) last, or JSON
