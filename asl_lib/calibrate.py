@@ -21,7 +21,7 @@ from .data import Inventory, frame_index, get_inventory
 from .datablock import get_dls, sample_per_class
 from .hands import hand_table
 from .inference import hand_view
-from .runs import export_portable, load_portable, next_run_dir, read_portable
+from .runs import export_portable, load_portable, next_run_dir, read_portable, write_model_card
 
 # %% ../nbs/05a_calibrate.ipynb #055dbf57
 def last_linear(model:nn.Module)->nn.Linear:
@@ -113,7 +113,7 @@ def read_calibration(run:Path|str)->dict|None:
     return json.loads(f.read_text()) if f.exists() else None
 
 # %% ../nbs/05a_calibrate.ipynb #4b44769c
-def calibrate(run:Path|str, # The base run folder (model.json + model.pth)
+def calibrate(run:Path|str, # The base run folder (model.json + model.safetensors)
               shots:Path|str|Inventory, # A folder of the signer's photos in class folders (any letters, a few each), or its `Inventory`
               out:Path|str|None=None, # Folder the calibrated run goes in (default: beside the base run)
               name:str|None=None, # Its name (default: `<base name>-calibrated`, or the next free `-N`)
@@ -165,6 +165,7 @@ def calibrate(run:Path|str, # The base run folder (model.json + model.pth)
         (d/CALIBRATION).write_text(dumps(info, indent=2))
         (d/'metrics.json').write_text(dumps(dict(m, valid_accuracy=after, n_valid=len(vlabels), train_classes=learn.dls.train_classes,
                                                  calibrated=dict(base_run=info['base_run'], k_per_class=info['k_per_class'])), indent=2))
+        write_model_card(d)
     return dest
 
 # %% ../nbs/05a_calibrate.ipynb #3f4cb65f

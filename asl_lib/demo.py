@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastcore.meta import delegates
 
 from .core import ConfigError, DataError, check_above_zero, check_positive, cli, emit, import_extra
-from .data import MAX_PIXELS, open_photo, upright
+from .data import CLASSES, MAX_PIXELS, open_photo, upright
 from .calibrate import calibrate, read_calibration
 from .hands import draw_hand, find_hand
 from .inference import grad_cam, hand_view, load_model, predict
@@ -80,6 +80,7 @@ class Visitor:
     def add_shot(self, frame, # An HxWx3 array (the webcam's photo)
                  letter:str)->Path:
         "Keep `frame` as a photo of `letter` (`shots/<letter>/<letter><n>.jpg`)"
+        if letter not in CLASSES: raise ConfigError(f"{letter!r} is not one of the 29 classes: pick a letter, del, space or nothing.")
         d = self.folder/'shots'/letter; d.mkdir(parents=True, exist_ok=True)
         f = d/f'{letter}{len(list(d.glob("*.jpg"))) + 1}.jpg'
         Image.fromarray(np.asarray(frame, dtype=np.uint8)).convert('RGB').save(f, quality=95)
@@ -202,7 +203,7 @@ def launch_demo(app, # From `demo_app`
 
 # %% ../nbs/13_demo.ipynb #407c48e4
 @cli
-def asl_demo(model:str, # Run folder (its model.json + model.pth), or a .pkl export with --trust-pickle
+def asl_demo(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
              host:str='127.0.0.1', # Address to listen on (127.0.0.1: this machine only; browsers allow the webcam only on localhost or https)
              port:int=None, # Port (default: the first free one from 7860)
              device:str='cpu', # cpu, cuda, cuda:N or auto (the GPU when there is one)

@@ -24,6 +24,7 @@ from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
+from .runs import write_model_card
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
 def _scored_items(inv, vocab:list)->tuple:
@@ -90,7 +91,7 @@ def _test_set(test:str|Path|Inventory)->Inventory:
     return test if isinstance(test, Inventory) else get_inventory(test, part='test')
 
 # %% ../nbs/04_evaluate.ipynb #428eaab4
-def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an exported .pkl with `trust_pickle`
+def evaluate(model:Path|str, # A run folder (model.json + model.safetensors), or an exported .pkl with `trust_pickle`
              test:str|Path|Inventory=DANRASBAND, # Kaggle handle or folder of labelled test images (any layout `get_data` finds), or its `Inventory`
              out:Path|str|None=None, # Report folder (default: `eval-<test set>` in the run folder, or beside the .pkl)
              bs:int=64, # Batch size
@@ -105,7 +106,10 @@ def evaluate(model:Path|str, # A run folder (model.json + model.pth), or an expo
     if isinstance(test, Inventory): test = inv.root
     dest = Path(out) if out else eval_dir(model, test, inv.root)
     with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
-        return _write_report(learn, model, test, inv, bs, dest, d)
+        report = _write_report(learn, model, test, inv, bs, dest, d)
+    run = model_file(model).parent
+    if dest.absolute().parent == run.absolute() and (run/'metrics.json').is_file(): write_model_card(run)  # the card lists this report now
+    return report
 
 # %% ../nbs/04_evaluate.ipynb #dca9aa3d
 def _untrained(learn, labels:list, pred:list)->dict:
@@ -197,7 +201,7 @@ def compare_runs(runs:list, # Run folders
         rows.append(dict(run=run.name, arch=m['arch'], view=rep.get('view', 'image'), flip=m.get('flip', False), split=m['split'],
                          size=m['size'], valid_accuracy=m['valid_accuracy'], external_accuracy=rep['accuracy'], macro_f1=rep['macro_f1'],
                          detection_rate=rep.get('detection_rate'), external_test=Path(str(test)).name, params_m=m['n_params']/1e6,
-                         model_mb=next(run/f for f in ('model.pth', 'model.pkl') if (run/f).exists()).stat().st_size/2**20,
+                         model_mb=next(run/f for f in ('model.safetensors', 'model.pth', 'model.pkl') if (run/f).exists()).stat().st_size/2**20,
                          cpu_ms_per_image=cpu_latency_ms(load_model(run, device='cpu'), img)['median']))
     df = pd.DataFrame(rows)
     if out: df.to_csv(out, index=False)
@@ -205,7 +209,7 @@ def compare_runs(runs:list, # Run folders
 
 # %% ../nbs/04_evaluate.ipynb #72681686
 @cli
-def asl_evaluate(model:str, # Run folder (its model.json + model.pth), or a .pkl export with --trust-pickle
+def asl_evaluate(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
                  test:str=DANRASBAND, # Kaggle handle or folder of labelled test images
                  out:str=None, # Report folder (default: eval-<test set> in the run folder); only a new folder, or one asl-evaluate wrote
                  bs:int=64, # Batch size
@@ -213,6 +217,6 @@ def asl_evaluate(model:str, # Run folder (its model.json + model.pth), or a .pkl
                  trust_pickle:bool=False, # Allow loading model.pkl, a pickle that runs code when loaded: only for files you trust
                  json:bool=False, # Print the report as JSON
                 ):
-    "Evaluate a model on a labelled test set; print its accuracy and where the report is. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.pth) and model.json are loaded"
+    "Evaluate a model on a labelled test set; print its accuracy and where the report is. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.safetensors) and model.json are loaded"
     r = evaluate(model, test, out, bs, device=device, trust_pickle=trust_pickle)
     emit(r, f"accuracy {r['accuracy']:.4f} on {r['n_images']} images ({r['note']})\nreport: {r['report_dir']}", json)

@@ -65,7 +65,7 @@ def check_onnx(model:torch.nn.Module, # The torch model, eval, on the CPU
     return diff
 
 # %% ../nbs/11_export.ipynb #700e7a79
-def export_onnx(run:Path|str, # A run folder written by asl-train (its model.json + model.pth), or its model.json
+def export_onnx(run:Path|str, # A run folder written by asl-train (its model.json + model.safetensors), or its model.json
                 out:Path|str|None=None, # The folder to write (default: RUN/onnx)
                 overwrite:bool=False, # Replace an earlier export (only a folder asl_lib wrote)
                 opset:int=OPSET, # ONNX opset (18 or newer)
@@ -76,7 +76,7 @@ def export_onnx(run:Path|str, # A run folder written by asl-train (its model.jso
     if opset < OPSET: raise ConfigError(f"opset must be {OPSET} or newer (torch's exporter writes {OPSET}+), not {opset}.")
     export_deps()
     src = model_file(run)
-    if src.suffix != '.json': raise ModelFileError(f"{src} is not a portable model (model.json + model.pth): export loads no pickle.")
+    if src.suffix != '.json': raise ModelFileError(f"{src} is not a portable model (model.json + model.safetensors): export loads no pickle.")
     learn = load_model(src)
     check_exportable(learn, str(run))
     cfg, model = learn.portable, learn.model.eval().cpu()
@@ -101,7 +101,7 @@ def export_onnx(run:Path|str, # A run folder written by asl-train (its model.jso
 
 # %% ../nbs/11_export.ipynb #2377e893
 @cli
-def asl_export(run:str, # Run folder written by asl-train (its model.json + model.pth; the pickle is never loaded)
+def asl_export(run:str, # Run folder written by asl-train (its model.json + model.safetensors; the pickle is never loaded)
                out:str=None, # Folder to write model.onnx and model.onnx.json into (default: RUN/onnx)
                overwrite:bool=False, # Replace an earlier export (only a folder asl_lib wrote)
                opset:int=OPSET, # ONNX opset (18 or newer)

@@ -28,7 +28,7 @@ def model_file(path:Path|str)->Path:
     "The model file of a run folder (`model.json`, else `model.pkl`), or `path` itself when it is a file"
     path = Path(path)
     f = next((path/n for n in ('model.json', 'model.pkl') if (path/n).exists()), path/'model.json') if path.is_dir() else path
-    if not f.exists(): raise ModelFileError(f"No model at {f}: pass a run folder written by asl-train (with model.json and model.pth).")
+    if not f.exists(): raise ModelFileError(f"No model at {f}: pass a run folder written by asl-train (with model.json and model.safetensors).")
     return f
 
 # %% ../nbs/05_inference.ipynb #469757ba
@@ -57,7 +57,7 @@ def load_model(path:Path|str, # A run folder, its model.json, or an exported lea
               )->Learner:
     "Load an asl_lib model, without unpickling unless `trust_pickle`, and check that it predicts ASL classes"
     dev, f = resolve_device(device), model_file(path)
-    if f.suffix.lower() == '.pth' and f.with_suffix('.json').exists(): f = f.with_suffix('.json')  # the weights of a portable pair
+    if f.suffix.lower() in ('.safetensors', '.pth') and f.with_suffix('.json').exists(): f = f.with_suffix('.json')  # the weights of a portable pair
     if f.suffix.lower() == '.json': learn = load_portable(f, dev)
     elif not trust_pickle:
         old = f" ({f.parent} has no model.json: it was written by an older asl_lib)" if Path(path).is_dir() else ''
@@ -143,7 +143,7 @@ def grad_cam(learn:Learner, # From `load_model`
 
 # %% ../nbs/05_inference.ipynb #1f5e14a2
 @cli
-def asl_predict(model:str, # Run folder (its model.json + model.pth), or a .pkl export with --trust-pickle
+def asl_predict(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
                 *images:str, # Image files
                 topk:int=3, # Best classes to show per image
                 bs:int=64, # Batch size
@@ -151,7 +151,7 @@ def asl_predict(model:str, # Run folder (its model.json + model.pth), or a .pkl 
                 trust_pickle:bool=False, # Allow loading model.pkl, a pickle that runs code when loaded: only for files you trust
                 json:bool=False, # Print JSON
                ):
-    "Predict the ASL letter of each image. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.pth) and model.json are loaded"
+    "Predict the ASL letter of each image. Run folders also hold model.pkl, a pickle that runs code when loaded: by default only the weights (model.safetensors) and model.json are loaded"
     if not images:
         print("usage: asl-predict MODEL IMAGE [IMAGE ...]\nasl-predict: error: no images given: pass one or more image files after the model",
               file=sys.stderr)

@@ -27,11 +27,12 @@ def webcam_frame(photo, # A path, PIL image or HxWx3 array
                  size:tuple=WEBCAM, # (width, height) of the frame
                  fill:float=0.8, # The photo's share of the frame's height
                 )->np.ndarray: # HxWx3 uint8
-    "`photo` as a webcam would see it: scaled to `fill` of the frame's height, in the middle of a grey frame"
+    "`photo` as a webcam would see it: scaled to `fill` of the frame (its height, or its width for a wide photo), in the middle of a grey frame"
     (w, h), im = size, Image.fromarray(photo_array(photo))
-    im = im.resize((max(1, round(im.width * h * fill / im.height)), round(h * fill)))
+    s = fill * min(h / im.height, w / im.width)
+    im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))))
     out = np.full((h, w, 3), 128, np.uint8); x, y = (w - im.width) // 2, (h - im.height) // 2
-    out[y:y + im.height, x:x + im.width] = np.asarray(im)[:, :w]
+    out[y:y + im.height, x:x + im.width] = np.asarray(im)
     return out
 
 # %% ../nbs/05b_live.ipynb #7c327c6d
@@ -68,7 +69,7 @@ class Speller:
                 ):
         check_above_zero('hold', hold)
         self.hold, self.agree, self.min_prob, self.text = hold, agree, min_prob, text
-        self.window, self.typed, self.last = deque(), None, (None, 0.)
+        self.window, self.typed = deque(), None
 
     def share(self, label)->float:
         "The fraction of the window's frames that read `label`"
@@ -86,7 +87,6 @@ class Speller:
               )->str|None: # The key this frame typed: a letter, ' ', '\b' (deleted), or None
         "Read one frame"
         t = time.monotonic() if t is None else t
-        self.last = (label, prob)
         self.window.append((t, label if prob >= self.min_prob and label != 'nothing' else None))
         while len(self.window) > 1 and self.window[1][0] <= t - self.hold: self.window.popleft()
         if self.typed is not None and self.share(self.typed) < 0.5: self.typed = None  # let go: it may be typed again
@@ -159,7 +159,7 @@ def video_frames(path:Path|str, # A video file OpenCV reads (mp4, avi, y4m, ...)
 
 # %% ../nbs/05b_live.ipynb #52fcdb81
 @cli
-def asl_spell(model:str, # Run folder (its model.json + model.pth), or a .pkl export with --trust-pickle
+def asl_spell(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
               video:str, # A video file (mp4, avi, y4m, ...)
               fps:float=None, # Its frame rate (default: the file's own)
               hold:float=0.5, # Seconds a letter must be held to be typed

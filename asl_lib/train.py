@@ -26,7 +26,7 @@ from .core import (ConfigError, DataError, FolderBusy, OutputError, TrainingDive
 from .data import GRASSKNOTED, Inventory, get_data, get_inventory
 from .datablock import check_split, find_hands, get_dls
 from .models import ARCHS, PRECISIONS, arch_spec, create_learner, refresh_batchnorm
-from .runs import RUN_FILES, check_run, export_portable, next_run_dir
+from .runs import RUN_FILES, check_run, export_portable, next_run_dir, write_model_card
 from .hands import check_detector
 from .plots import plot_confusion, plot_history
 from .lr_find import find_lr
@@ -378,6 +378,7 @@ def record_run(fit:Fit, cfg:TrainConfig, run:Path, final:Path, out:Path)->dict:
         export_portable(learn, run, cfg.size)  # the safe, weights-only route `load_model` takes by default
     metrics = run_metrics(cfg, fit, report, int(df['accuracy'].idxmax()), final, out)
     (run/'metrics.json').write_text(dumps(metrics, indent=2))
+    write_model_card(run)  # README.md: what the run is, what it was measured on, its limits
     return metrics
 
 # %% ../nbs/03_train.ipynb #844902f5

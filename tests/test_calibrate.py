@@ -52,7 +52,7 @@ def test_bad_inputs_are_one_line(world, tmp_path, case):
     if case == 'not a run': run = world['shots']
     if case == 'moved data':
         run = tmp_path/'moved-run'; run.mkdir()
-        for f in ('model.json', 'model.pth'): (run/f).write_bytes((world['run']/f).read_bytes())
+        for f in ('model.json', 'model.safetensors'): (run/f).write_bytes((world['run']/f).read_bytes())
         m = json.loads((world['run']/'metrics.json').read_text())
         (run/'metrics.json').write_text(json.dumps(dict(m, data=str(tmp_path/'gone'), config=dict(m['config'], data=str(tmp_path/'gone')))))
     r = run_cli('asl-calibrate', run, shots, '--out', tmp_path/'out', env=world['env'])

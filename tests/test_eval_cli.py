@@ -7,7 +7,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope='module')
 def run(small_run):
-    "The trained run folder, with model.json + model.pth (written here for a run folder from before `train` wrote them)"
+    "The trained run folder, with model.json + model.safetensors (written here for a run folder from before `train` wrote them)"
     if not (small_run/'model.json').exists():
         from asl_lib.inference import load_model
         from asl_lib.runs import export_portable

@@ -10,7 +10,7 @@ class Evil:
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
-    "A run folder with both routes (model.pkl, and model.json + model.pth) of an untrained ResNet18: no training needed"
+    "A run folder with both routes (model.pkl, and model.json + model.safetensors) of an untrained ResNet18: no training needed"
     from asl_lib.testing import make_synthetic
     from asl_lib.datablock import get_dls
     from asl_lib.models import create_learner

@@ -116,9 +116,14 @@ def expect(name:str, args:list, r, cwd:Path):
         run = cwd/last_line(r.stdout)
         assert run.is_dir(), f'the last line is not a run folder: {last_line(r.stdout)!r}'
         check_run(run)
+        from huggingface_hub import ModelCard  # its model card, as the Hub reads it
+        assert ModelCard.load(run/'README.md').data.library_name == 'fastai'
     elif name == 'asl-evaluate':  # accuracy and the report folder
         assert 'accuracy' in r.stdout.lower(), r.stdout
         assert any((cwd/w.strip(':,')).is_dir() for w in r.stdout.split()), f'no report folder named in {r.stdout!r}'
+        run = cwd/args[0]
+        if (run/'metrics.json').is_file():  # a run folder: its model card now lists this test set (the flags appended name the one scored)
+            assert f'| {tiny_flags(name, args)[1]} |' in (run/'README.md').read_text(), (run/'README.md').read_text()[-1500:]
     elif name == 'asl-predict':  # one line per image
         images = [a for a in args if Path(a).suffix.lower() in IMAGE_EXTS]
         assert len(r.stdout.strip().splitlines()) == len(images), r.stdout

@@ -208,10 +208,10 @@ def test_tampered_model_files(tmp_path, synth, small_run):
         (run/'model.json').write_text(json.dumps({**good, **change}))
         one_line(run_cli('asl-predict', run, photo, '--json', cwd=tmp_path), 'is damaged or was edited')
     (run/'model.json').write_text(json.dumps(good))
-    import torch
-    sd = torch.load(run/'model.pth', weights_only=True)
+    from safetensors.torch import load_file, save_file
+    sd = load_file(run/'model.safetensors')
     next(v for v in sd.values() if v.is_floating_point()).fill_(float('nan'))
-    torch.save(sd, run/'model.pth')
+    save_file(sd, run/'model.safetensors')
     r = run_cli('asl-predict', run, photo, '--json', cwd=tmp_path)
     one_line(r, 'not numbers (NaN or infinite)')
     assert r.stdout == ''  # no JSON with NaN in it

@@ -116,6 +116,6 @@ def test_grey_model_reads_colour_photos_in_grey(run, tmp_path):
     same(onnx.predict([colour, colour.read_bytes()]), want*2, 1e-4)
     # the check has teeth: the same weights reading colour (a model.json from before `channels`) answer otherwise
     old = tmp_path/'old'; old.mkdir()
-    for f in ('model.json', 'model.pth'): shutil.copy(run/f, old/f)
+    for f in ('model.json', 'model.safetensors'): shutil.copy(run/f, old/f)
     cfg = json.loads((old/'model.json').read_text()); del cfg['channels']; (old/'model.json').write_text(json.dumps(cfg))
     assert probs(predict(load_model(old), [colour]))[0] != pytest.approx(probs(want)[0], abs=1e-5)
