@@ -29,6 +29,11 @@ from .inference import load_model
 from .live import LiveReader, webcam_frame
 
 # %% ../nbs/07_bench.ipynb #6b6aec90
+def _on_cpu(learn:Learner)->Learner:
+    "`learn` moved to the CPU, model and loaders (the latency figures are a CPU's)"
+    learn.model.cpu(); learn.dls.device = torch.device('cpu')
+    return learn
+
 def _per_sec(n:int, seconds:float)->float: return n / max(seconds, 1e-9)
 
 # %% ../nbs/07_bench.ipynb #f97d5ed8
@@ -182,8 +187,7 @@ def bench(data, # Kaggle handle or folder of training images (class folders), or
     learn = create_learner(dls, arch, pretrained=False)
     with learn.no_bar():
         start = time.perf_counter(); learn.validate(); res['valid_img_s'] = _per_sec(len(dls.valid_ds), time.perf_counter() - start)
-    learn.model.cpu(); learn.dls.device = torch.device('cpu')
-    lat = cpu_latency_ms(learn, dls.valid_ds.items[0])
+    lat = cpu_latency_ms(_on_cpu(learn), dls.valid_ds.items[0])
     res.update(cpu_latency_median_ms=lat['median'], cpu_latency_p90_ms=lat['p90'])
     res['cached_train_img_s'] = fastai_train_speed(get_dls(inv, cache=True, **kw), arch)
     res['cache_speedup'] = res['cached_train_img_s'] / res['train_img_s']
@@ -235,13 +239,14 @@ def live_speed(learn:Learner, # From `load_model`
                warmup:int=5, # Frames read before the clock starts
               )->dict:
     "Frames per second and per-frame latency (p50, p95, ms) of `LiveReader` on one CPU core, hand tracking included"
-    learn.model.cpu(); learn.dls.device = torch.device('cpu')
     with one_core():
-        reader = LiveReader(learn)  # the tracker's threads start here, on the one core
-        for f in frames[:warmup]: reader(f)
-        ms, hands = [], 0
-        for f in frames:
-            t = time.perf_counter(); hands += reader(f)['hand'] is not None; ms.append(1000 * (time.perf_counter() - t))
+        reader = LiveReader(_on_cpu(learn))  # the tracker's threads start here, on the one core
+        try:
+            for f in frames[:warmup]: reader(f)
+            ms, hands = [], 0
+            for f in frames:
+                t = time.perf_counter(); hands += reader(f)['hand'] is not None; ms.append(1000 * (time.perf_counter() - t))
+        finally: reader.close()
     return dict(live_fps=_per_sec(len(ms), sum(ms) / 1000), live_p50_ms=float(np.percentile(ms, 50)),
                 live_p95_ms=float(np.percentile(ms, 95)), live_frames=len(ms), live_hand_rate=hands / len(ms), live_view=reader.view or 'image')
 

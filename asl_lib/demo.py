@@ -92,8 +92,9 @@ class Visitor:
         return {d.name: len(list(d.glob('*.jpg'))) for d in sorted(root.iterdir())} if root.is_dir() else {}
 
     def forget(self):
-        "Remove the visitor's folder (Gradio calls this when the visitor's state expires)"
+        "Remove the visitor's folder and stop their hand tracker (Gradio calls this when the visitor's state expires)"
         if self._folder is not None: self._folder.cleanup(); self._folder = None
+        if self.live is not None: self.live.close(); self.live = None
 
 # %% ../nbs/13_demo.ipynb #1486af2b
 @delegates(load_model)
@@ -124,7 +125,8 @@ def demo_app(model, # A run folder (or its model.json), or a learner from `load_
         v = v or Visitor()
         learn = _learner(v)
         if v.live is None or v.live.reader.learn is not learn:  # the first frame, or just calibrated: this stream's own tracker and text
-            v.live = LiveSpeller(learn, topk, hold=hold, text=v.live.text if v.live else '')
+            old, v.live = v.live, LiveSpeller(learn, topk, hold=hold, text=v.live.text if v.live else '')
+            if old: old.close()
         with model_lock: r = v.live(frame)
         return draw_hand(frame, r['hand']), dict(r['topk']), v.live.text, v
     def _clear(v):
@@ -203,7 +205,7 @@ def launch_demo(app, # From `demo_app`
 
 # %% ../nbs/13_demo.ipynb #407c48e4
 @cli
-def asl_demo(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
+def asl_demo(model:str, # Run folder (its model.json + model.safetensors), hf://OWNER/NAME (a model on the Hub), or a .pkl export with --trust-pickle
              host:str='127.0.0.1', # Address to listen on (127.0.0.1: this machine only; browsers allow the webcam only on localhost or https)
              port:int=None, # Port (default: the first free one from 7860)
              device:str='cpu', # cpu, cuda, cuda:N or auto (the GPU when there is one)

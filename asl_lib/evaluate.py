@@ -24,6 +24,7 @@ from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
+from .hub import hub_address, is_hub_address
 from .runs import write_model_card
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
@@ -78,8 +79,9 @@ def eval_dir(model:Path|str, # A run folder or model file
              test:str|Path, # The test set as given (handle or folder)
              root:Path|str|None=None, # The test images' folder (`get_data`'s answer); None: the first candidate
             )->Path:
-    "The default report folder of `model` on `test`: `eval-<name>` beside the model, or `eval-<name>-N` if that one scored another folder"
-    base = model_file(model).parent/f"eval-{Path(str(test).rstrip('/')).name}"
+    "The default report folder of `model` on `test`: `eval-<name>` beside the model (here, `eval-<repo>-<name>`, for a model on the Hub), or `eval-<name>-N` if that one scored another folder"
+    name = Path(str(test).rstrip('/')).name
+    base = Path(f"eval-{hub_address(model)[0].split('/')[1]}-{name}") if is_hub_address(model) else model_file(model).parent/f"eval-{name}"  # never in the Hub's cache
     if root is None: return base
     for d in [base, *(base.with_name(f'{base.name}-{i}') for i in range(2, 10**4))]:
         if not d.exists() or (owner_info(d) or {}).get('kind') == 'report' and _same_root(d, root): return d
@@ -209,9 +211,9 @@ def compare_runs(runs:list, # Run folders
 
 # %% ../nbs/04_evaluate.ipynb #72681686
 @cli
-def asl_evaluate(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
+def asl_evaluate(model:str, # Run folder (its model.json + model.safetensors), hf://OWNER/NAME (a model on the Hub), or a .pkl export with --trust-pickle
                  test:str=DANRASBAND, # Kaggle handle or folder of labelled test images
-                 out:str=None, # Report folder (default: eval-<test set> in the run folder); only a new folder, or one asl-evaluate wrote
+                 out:str=None, # Report folder (default: eval-<test set> in the run folder; eval-<repo>-<test set> here for hf://); only a new folder, or one asl-evaluate wrote
                  bs:int=64, # Batch size
                  device:str='cpu', # cpu, cuda, cuda:N or auto (the GPU when there is one)
                  trust_pickle:bool=False, # Allow loading model.pkl, a pickle that runs code when loaded: only for files you trust

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from .core import ConfigError, ModelFileError, check_positive, cli, emit, import_extra, owned_folder
+from .hub import is_hub_address
 from .inference import hand_view, load_model, model_file
 from .onnx_runtime import FORMAT, FORMAT_VERSION, ONNX_NAME, OnnxModel, read_sidecar, sidecar_path
 
@@ -74,6 +75,7 @@ def export_onnx(run:Path|str, # A run folder written by asl-train (its model.jso
     "Export the model of `run` to a self-contained `model.onnx` with its description `model.onnx.json`, checked with onnxruntime"
     check_positive('opset', opset)
     if opset < OPSET: raise ConfigError(f"opset must be {OPSET} or newer (torch's exporter writes {OPSET}+), not {opset}.")
+    if out is None and is_hub_address(run): raise ConfigError(f"{run} is a model on the Hub: pass --out, the folder the export goes in (nothing is written into the Hub's cache).")
     export_deps()
     src = model_file(run)
     if src.suffix != '.json': raise ModelFileError(f"{src} is not a portable model (model.json + model.safetensors): export loads no pickle.")

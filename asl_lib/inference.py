@@ -18,6 +18,7 @@ import sys, zipfile
 
 from .core import ConfigError, DataError, ModelFileError, check_positive, cli, emit
 from .data import CLASSES, check_image, upright
+from .hub import from_hub, is_hub_address
 from .runs import load_portable, resolve_device
 from .hands import HandCrop, LandmarkFeatures
 
@@ -25,8 +26,8 @@ from .hands import HandCrop, LandmarkFeatures
 PICKLE_RISK = "a pickle runs code when loaded; load only files you trust: --trust-pickle (trust_pickle=True) loads it"
 
 def model_file(path:Path|str)->Path:
-    "The model file of a run folder (`model.json`, else `model.pkl`), or `path` itself when it is a file"
-    path = Path(path)
+    "The model file of a run folder (`model.json`, else `model.pkl`), of a model on the Hub (`hf://OWNER/NAME`: downloaded once), or `path` itself"
+    path = from_hub(path) if is_hub_address(path) else Path(path)
     f = next((path/n for n in ('model.json', 'model.pkl') if (path/n).exists()), path/'model.json') if path.is_dir() else path
     if not f.exists(): raise ModelFileError(f"No model at {f}: pass a run folder written by asl-train (with model.json and model.safetensors).")
     return f
@@ -143,7 +144,7 @@ def grad_cam(learn:Learner, # From `load_model`
 
 # %% ../nbs/05_inference.ipynb #1f5e14a2
 @cli
-def asl_predict(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
+def asl_predict(model:str, # Run folder (its model.json + model.safetensors), hf://OWNER/NAME (a model on the Hub), or a .pkl export with --trust-pickle
                 *images:str, # Image files
                 topk:int=3, # Best classes to show per image
                 bs:int=64, # Batch size

@@ -45,6 +45,7 @@ class LiveReader:
         self.learn, self.topk, self.view, self.vocab = learn, topk, hand_view(learn), list(learn.dls.vocab)
         self.tracker = hand_tracker() if self.view else None
         self.act = getattr(learn.loss_func, 'activation', None) or (lambda o: o.softmax(-1))  # what `get_preds` applies
+        self.device = next(learn.model.parameters()).device
 
     def __call__(self, frame)->dict:
         "`predict`'s reading of `frame` (`label`, `prob`, `topk`) and `hand`: the hand followed in it, or None"
@@ -52,12 +53,17 @@ class LiveReader:
         hand = self.tracker(a) if self.tracker else None
         if self.view != 'landmarks':  # pixels: the learner's own transforms (a hand-crop model finds the hand itself)
             return dict(predict(self.learn, [a], self.topk)[0], hand=hand)
-        model = self.learn.model.eval()
-        x = torch.from_numpy(landmark_features(hand))[None].to(next(model.parameters()).device)
+        model = self.learn.model.eval()  # cheap, and `predict` elsewhere may have left it in either mode
+        x = torch.from_numpy(landmark_features(hand))[None].to(self.device)
         with torch.no_grad(): probs = self.act(model(x).float())[0].cpu()
         top = probs.topk(min(self.topk, len(self.vocab)))
         pairs = [(self.vocab[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
         return dict(input='ndarray', label=pairs[0][0], prob=pairs[0][1], topk=pairs, hand=hand)
+
+    def close(self):
+        "Stop the hand tracker's MediaPipe graph (its threads and memory) now rather than at garbage collection"
+        if close := getattr(self.tracker, 'close', None): close()  # another detector (`use_detector`) may hold nothing to stop
+        self.tracker = None
 
 # %% ../nbs/05b_live.ipynb #b42df5ee
 class Speller:
@@ -122,6 +128,10 @@ class LiveSpeller:
         "The text typed so far"
         return self.speller.text
 
+    def close(self):
+        "Stop the reader's hand tracker"
+        self.reader.close()
+
 # %% ../nbs/05b_live.ipynb #c83b2e23
 def spell(learn:Learner, # From `load_model`
           frames, # Frames in order (paths, PIL images or HxWx3 arrays), or a video file
@@ -159,7 +169,7 @@ def video_frames(path:Path|str, # A video file OpenCV reads (mp4, avi, y4m, ...)
 
 # %% ../nbs/05b_live.ipynb #52fcdb81
 @cli
-def asl_spell(model:str, # Run folder (its model.json + model.safetensors), or a .pkl export with --trust-pickle
+def asl_spell(model:str, # Run folder (its model.json + model.safetensors), hf://OWNER/NAME (a model on the Hub), or a .pkl export with --trust-pickle
               video:str, # A video file (mp4, avi, y4m, ...)
               fps:float=None, # Its frame rate (default: the file's own)
               hold:float=0.5, # Seconds a letter must be held to be typed

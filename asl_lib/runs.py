@@ -197,22 +197,24 @@ def _eval_reports(run:Path)->list:
     return reports
 
 # %% ../nbs/01c_runs.ipynb #1e7ae3b5
-def _card_metadata(run:Path, m:dict, cfg:dict, reports:list)->str:
+def _card_metadata(run:Path, cfg:dict, handle:str|None, reports:list)->str:
     "The card's YAML metadata, through huggingface_hub's own `ModelCardData` (so the Hub reads it as it writes it)"
     from huggingface_hub import EvalResult, ModelCardData
     evals = []
     for r in reports:
-        name, handle = _data_name(r.get('test'))
+        test = _data_name(r.get('test'))[1] or Path(str(r.get('test'))).name
         for metric, key in (('accuracy', 'accuracy'), ('f1', 'macro_f1')):
-            evals.append(EvalResult(task_type='image-classification', dataset_type=handle or Path(str(r.get('test'))).name,
-                                    dataset_name=handle or Path(str(r.get('test'))).name, metric_type=metric, metric_value=round(float(r[key]), 4),
-                                    metric_name='macro F1' if metric == 'f1' else None))
-    handle = _data_name((m.get('config') or {}).get('data') or m.get('data'))[1]
+            evals.append(EvalResult(task_type='image-classification', dataset_type=test, dataset_name=test, metric_type=metric,
+                                    metric_value=round(float(r[key]), 4), metric_name='macro F1' if metric == 'f1' else None))
     return ModelCardData(model_name=run.name, library_name='fastai', pipeline_tag='image-classification', license='gpl-2.0',
                          tags=['asl_lib', 'american-sign-language', 'fingerspelling', cfg['arch'], *(['mediapipe', 'hand-landmarks'] if cfg['input'] == 'landmarks' else [])],
                          datasets=[handle] if handle else None, metrics=['accuracy', 'f1'], eval_results=evals or None).to_yaml()
 
 # %% ../nbs/01c_runs.ipynb #92fb4465
+def _rounded(xs)->list|None:
+    "Normalisation statistics as a reader wants them: 4 decimals, not float32's noise"
+    return None if xs is None else [round(float(x), 4) for x in xs]
+
 def _card_input(cfg:dict)->str:
     "What the model reads, in words"
     if cfg['input'] == 'landmarks':
@@ -222,23 +224,26 @@ def _card_input(cfg:dict)->str:
     n = cfg.get('normalize') or {}
     crop = f", after cropping the hand MediaPipe finds (margin {cfg['hand_crop']['pad']:g})" if cfg.get('hand_crop') else ''
     return (f"a photo ({'grey, as 3 equal channels' if cfg.get('channels') == 'grey' else 'RGB'}){crop}, squished to "
-            f"{cfg['size']}x{cfg['size']} px (bilinear), scaled to 0-1 and normalised with mean {n.get('mean')} and std {n.get('std')}")
+            f"{cfg['size']}x{cfg['size']} px (bilinear), scaled to 0-1 and normalised with mean {_rounded(n.get('mean'))} and std {_rounded(n.get('std'))}")
 
 # %% ../nbs/01c_runs.ipynb #94a1b517
-def model_card(run:Path|str)->str:
+def model_card(run:Path|str, # A run folder written by asl-train or asl-calibrate
+               repo_id:str|None=None, # The Hub repository the card goes to (`push_to_hub`): its "How to use" loads from there
+              )->str:
     "The model card of the run folder `run`, as Markdown with the Hub's YAML metadata"
     run = Path(run)
     m, cfg = json.loads((run/'metrics.json').read_text()), read_portable(run)
     reports = _eval_reports(run)
     cal = json.loads((run/'calibration.json').read_text()) if (run/'calibration.json').is_file() else None
     data, handle = _data_name((m.get('config') or {}).get('data') or m.get('data'))
+    where, weights = (f'hf://{repo_id}', WEIGHTS) if repo_id else (run.name, cfg['weights'])  # the Hub always gets safetensors
     grass = 'asl-alphabet' in str((m.get('config') or {}).get('data') or m.get('data'))
     leak = '' if m.get('split') == 'block' else (" **This split is random: consecutive video frames fall on both sides, so this "
                                                  "figure overstates accuracy on new photos.**")
     rows = [f"| {_data_name(r.get('test'))[0]} | {r['n_images']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | "
             f"{'-' if r.get('detection_rate') is None else format(r['detection_rate'], '.0%')} | "
             f"{', '.join(r.get('missing_classes') or []) or '-'} |" for r in reports]
-    lines = ['---', _card_metadata(run, m, cfg, reports).strip(), '---', CARD_MARK, '',
+    lines = ['---', _card_metadata(run, cfg, handle, reports).strip(), '---', CARD_MARK, '',
         f"# {run.name}: an ASL alphabet classifier ({cfg['arch']})", '',
         f"Trained with [asl_lib](https://github.com/asl-lib/asl_lib) (fastai {(m.get('versions') or {}).get('fastai', '?')}, "
         f"asl_lib {(m.get('versions') or {}).get('asl_lib', '?')}) to read the 29 classes of the American Sign Language alphabet: "
@@ -246,7 +251,7 @@ def model_card(run:Path|str)->str:
         '## Input', '', f"{cfg['arch']} ({m.get('n_params', '?'):,} parameters) reads {_card_input(cfg)}." if isinstance(m.get('n_params'), int)
             else f"{cfg['arch']} reads {_card_input(cfg)}.", '',
         '## Training data', '',
-        (GRASSKNOTED_NOTE + f", as {data}" if grass else data[0].upper() + data[1:]) + f": {m.get('n_train', '?')} training images"
+        (GRASSKNOTED_NOTE + ('' if handle else f", as {data}") if grass else data[0].upper() + data[1:]) + f": {m.get('n_train', '?')} training images"
         + (f" ({m['per_class']} per class sampled)" if m.get('per_class') else '') + f", {m.get('epochs', '?')} epochs, learning rate "
         f"{m.get('lr', '?')}, seed {m.get('seed', '?')}, on {m.get('device', '?')}.", '',
         '## Validation', '',
@@ -274,8 +279,8 @@ def model_card(run:Path|str)->str:
         *(['- Hand landmarks come from MediaPipe: a photo in which it finds no hand is read as `nothing` (see "hand found").']
           if cfg['input'] == 'landmarks' or cfg.get('hand_crop') else []), '',
         '## How to use', '', '```sh', 'pip install "asl_lib[hands]" && pip install --no-deps mediapipe==0.10.21'
-        if cfg['input'] == 'landmarks' or cfg.get('hand_crop') else 'pip install asl_lib', f'asl-predict {run.name} photo.jpg', f'asl-demo {run.name}', '```', '',
-        f"The weights are `{cfg['weights']}` (" + ('safetensors: no pickle' if cfg['weights'].endswith('.safetensors') else
+        if cfg['input'] == 'landmarks' or cfg.get('hand_crop') else 'pip install asl_lib', f'asl-predict {where} photo.jpg', f'asl-demo {where}', '```', '',
+        f"The weights are `{weights}` (" + ('safetensors: no pickle' if weights.endswith('.safetensors') else
         'a state dict of tensors, read with `torch.load(weights_only=True)`') + "); `model.json` says how to rebuild the model and prepare a photo.", '']
     return '\n'.join(lines)
 

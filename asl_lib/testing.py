@@ -8,7 +8,7 @@ Docs: https://asl-lib.github.io/asl_lib/testing.html.md"""
 __all__ = ['SIGNER_SATURATION', 'SYNTHETIC_LAYOUTS', 'FAKE_HANDS', 'make_synthetic', 'make_sign_mnist', 'real_data',
            'synthetic_data', 'data_or_synthetic', 'tree_hash', 'seed_weights_cache', 'chance_pvalue',
            'assert_beats_chance', 'assert_better', 'fake_dataset_download', 'simulated_kaggle', 'offline_kaggle',
-           'simulated_download', 'simulated_kaggle_env', 'downloads', 'FakeHandDetector', 'fake_hands',
+           'simulated_download', 'simulated_kaggle_env', 'downloads', 'LocalHub', 'FakeHandDetector', 'fake_hands',
            'fake_hands_env', 'spelling_frames', 'write_video', 'prune_trials', 'ShardLog', 'FailAfterEpoch',
            'record_writes', 'WriteAudit']
 
@@ -278,6 +278,111 @@ def downloads(folder:Path|str)->list:
     "The handles downloaded so far in the simulation kept in `folder`"
     f = Path(folder)/'downloads.log'
     return f.read_text().split() if f.exists() else []
+
+# %% ../nbs/98_testing.ipynb #03f8b32e
+import base64, re, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+def _git_oid(data:bytes|None)->str|None:
+    "The git blob id of `data`, as the Hub names a regular file's version"
+    return None if data is None else hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
+
+class LocalHub:
+    "Context manager: a stand-in for the Hugging Face Hub's HTTP API on 127.0.0.1 (repositories in memory), for `huggingface_hub` clients"
+    def __init__(self, token:str='hf_localhubtoken'):
+        self.token, self.repos, self.requests, self.lock = token, {}, [], threading.Lock()
+
+    def __enter__(self):
+        hub = self
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args): pass
+            def do_GET(self): hub._handle(self, 'GET')
+            def do_HEAD(self): hub._handle(self, 'HEAD')
+            def do_POST(self): hub._handle(self, 'POST')
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server.server_port}'
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
+
+    def env(self, cache:Path|str, # A folder for the client's Hub cache
+            env:dict|None=None, # The environment to extend (default: `os.environ`)
+           )->dict: # For `subprocess.run(..., env=...)` or `modified_env(**...)`
+        "An environment whose `huggingface_hub` talks to this stand-in, with its token and a cache of its own"
+        env = {k: v for k, v in (os.environ if env is None else env).items() if k != 'HF_HUB_OFFLINE'}
+        return env | dict(HF_ENDPOINT=self.url, HF_TOKEN=self.token, HF_HUB_CACHE=str(cache), HF_HUB_DISABLE_TELEMETRY='1')
+
+    def files(self, repo_id:str)->dict:
+        "Path -> bytes of the last commit of `repo_id`"
+        return dict(self.repos[repo_id]['commits'][-1][2]) if self.repos.get(repo_id, {}).get('commits') else {}
+
+    def add_files(self, repo_id:str, files:dict):
+        "Commit `files` (path -> bytes) to `repo_id`, creating it: a repository a test needs without pushing it"
+        with self.lock:
+            r = self.repos.setdefault(repo_id, dict(private=False, commits=[]))
+            self._commit(r, {**self.files(repo_id), **files}, 'added by the test')
+
+    def _commit(self, r:dict, files:dict, summary:str)->str:
+        sha = hashlib.sha1(repr((len(r['commits']), sorted((p, _git_oid(b)) for p, b in files.items()))).encode()).hexdigest()
+        r['commits'].append((sha, summary, files))
+        return sha
+
+    def _reply(self, h, code:int, body=b'', headers:dict|None=None, head:bool=False):
+        if isinstance(body, dict): body, headers = json.dumps(body).encode(), {'Content-Type': 'application/json', **(headers or {})}
+        h.send_response(code)
+        for k, v in (headers or {}).items(): h.send_header(k, v)
+        h.send_header('Content-Length', str(len(body))); h.end_headers()
+        if not head: h.wfile.write(body)
+
+    def _handle(self, h, method:str):
+        path = unquote(urlsplit(h.path).path)
+        body = h.rfile.read(int(h.headers.get('Content-Length') or 0)) if method == 'POST' else b''
+        self.requests.append((method, path))
+        authed = h.headers.get('Authorization') == f'Bearer {self.token}'
+        def error(code, msg, kind=None): return self._reply(h, code, {'error': msg}, {'X-Error-Code': kind} if kind else None, head=method == 'HEAD')
+        with self.lock:
+            if method == 'POST':
+                if not authed: return error(401, 'Invalid credentials in Authorization header')
+                if path == '/api/repos/create':
+                    p = json.loads(body); repo = f"{p.get('organization') or 'local-user'}/{p['name']}"
+                    if repo in self.repos: return self._reply(h, 409, {'error': 'You already created this model repo', 'url': f'{self.url}/{repo}'})
+                    self.repos[repo] = dict(private=p.get('visibility') == 'private', commits=[])
+                    return self._reply(h, 200, {'url': f'{self.url}/{repo}', 'name': repo})
+                if path == '/api/validate-yaml': return self._reply(h, 200, {'errors': [], 'warnings': []})
+                m = re.fullmatch(r'/api/models/([^/]+/[^/]+)/(preupload|commit)/(.+)', path)
+                if not m: return error(404, f'{path}: not a route the local Hub knows')
+                repo, what, rev = m.groups()
+                if repo not in self.repos: return error(404, 'Repository not found', 'RepoNotFound')
+                if rev != 'main': return error(404, f'Invalid rev id: {rev}', 'RevisionNotFound')
+                old = self.files(repo)
+                if what == 'preupload':
+                    return self._reply(h, 200, {'files': [dict(path=f['path'], uploadMode='regular', shouldIgnore=False, oid=_git_oid(old.get(f['path'])))
+                                                          for f in json.loads(body)['files']]})
+                files, summary = dict(old), ''
+                for line in filter(None, body.splitlines()):
+                    k, v = (o := json.loads(line))['key'], o['value']
+                    if k == 'header': summary = v.get('summary', '')
+                    elif k == 'file': files[v['path']] = base64.b64decode(v['content'])
+                    elif k == 'deletedFile': files.pop(v['path'], None)
+                    else: return error(400, f'the local Hub takes regular files only, not {k!r}')
+                sha = self._commit(self.repos[repo], files, summary)
+                return self._reply(h, 200, {'commitUrl': f'{self.url}/{repo}/commit/{sha}', 'commitOid': sha, 'pullRequestUrl': None})
+            m = re.fullmatch(r'/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?', path) or re.fullmatch(r'/([^/]+/[^/]+)/resolve/([^/]+)/(.+)', path)
+            if not m: return error(404, f'{path}: not a route the local Hub knows')
+            repo, rev = m.group(1), m.group(2) or 'main'
+            r = self.repos.get(repo)
+            if r is None or r['private'] and not authed: return error(404 if authed else 401, 'Repository not found', 'RepoNotFound')
+            commit = next((c for c in reversed(r['commits']) if rev in ('main', c[0])), None)
+            if commit is None: return error(404, f'Invalid rev id: {rev}', 'RevisionNotFound')
+            if path.startswith('/api/'):
+                return self._reply(h, 200, {'id': repo, 'modelId': repo, 'sha': commit[0], 'private': r['private'],
+                                            'siblings': [{'rfilename': p} for p in sorted(commit[2])]}, head=method == 'HEAD')
+            data = commit[2].get(m.group(3))
+            if data is None: return error(404, 'Entry not found', 'EntryNotFound')
+            return self._reply(h, 200, data, {'X-Repo-Commit': commit[0], 'ETag': f'"{_git_oid(data)}"', 'Content-Type': 'application/octet-stream'},
+                               head=method == 'HEAD')
 
 # %% ../nbs/98_testing.ipynb #ad4f43dc
 from contextlib import contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, GRASSKNOTED, DANRASBAND, SIGN_MNIST, free_port, kaggle_env
 from asl_lib.hands import DETECTOR_ENV
-from asl_lib.testing import FAKE_HANDS
+from asl_lib.testing import FAKE_HANDS, LocalHub
 
 ROOT = Path(__file__).resolve().parents[1]
 # Install and test commands are what CI itself runs (.ci/run installs exactly this way, then runs the test command); run from here
@@ -109,6 +109,20 @@ def last_line(out:str)->str:
     assert lines, 'nothing on stdout'
     return lines[-1].strip()
 
+def expect_hub(name:str, args:list, line:str, r, world:dict):
+    "What a README command that pushes to the (stand-in) Hub, or loads from it, must have done"
+    if name == 'asl-push':  # the address last; the repository holds the weights, model.json and the card, and nothing to unpickle
+        address = last_line(r.stdout)
+        assert address == f'hf://{args[1]}', r.stdout
+        assert sorted(world['hub'].files(args[1])) == ['README.md', 'model.json', 'model.safetensors'], world['hub'].files(args[1]).keys()
+        assert f'asl-predict {address} photo.jpg' in world['hub'].files(args[1])['README.md'].decode()
+        world['pushed'][address] = args[0]
+    elif name == 'asl-predict':  # exactly what the run folder it came from predicts
+        address = next(a for a in args if a.startswith('hf://'))
+        local = subprocess.run(['bash', '-c', line.replace(address, world['pushed'][address])], cwd=world['cwd'], env=world['env'],
+                               capture_output=True, text=True, timeout=600)
+        assert r.stdout == local.stdout, (r.stdout, local.stdout)
+
 def expect(name:str, args:list, r, cwd:Path):
     "Check that a README command of `name` produced what the README says"
     if name == 'asl-train':  # prints the run folder last
@@ -189,7 +203,8 @@ def world(tmp_path_factory, kaggle_zips):
             "seed_weights_cache('resnet18', torchvision.models.resnet18().state_dict())\n"
             "seed_weights_cache('efficientnet_b0', timm.create_model('efficientnet_b0').state_dict())\n")
     subprocess.run([sys.executable, '-c', seed], env=env, check=True, capture_output=True)
-    return dict(cwd=cwd, home=home, env=env, zips=kaggle_zips)
+    with LocalHub() as hub:  # the Hugging Face Hub, for the commands that push or load hf:// (the others stay offline)
+        yield dict(cwd=cwd, home=home, env=env, zips=kaggle_zips, hub=hub, hub_env=hub.env(base/'hf-hub', env), pushed={})
 
 def test_readme_has_commands():
     names = {with_tiny_flags(c)[1] for c in README_CMDS}
@@ -246,12 +261,13 @@ def test_readme_command(cmd, world):
     if name := server_of(cmd): return check_server(with_tiny_flags(cmd)[0], name, world['cwd'], world['env'])
     line, name, args = with_tiny_flags(cmd)
     if name: provide_assumed_files(name, args, world['cwd'], world['home'], world['zips'])
-    env = world['env']
+    env = world['hub_env'] if name == 'asl-push' or 'hf://' in line else world['env']
     if name == 'asl-run': env = {k: v for k, v in env.items() if k != DETECTOR_ENV}  # the series' notebooks check "no hand" on generated images
     r = subprocess.run(['bash', '-c', line], cwd=world['cwd'], env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, f'{line}\n--- stdout\n{r.stdout[-2000:]}\n--- stderr\n{r.stderr[-4000:]}'
     assert 'Traceback' not in r.stderr, r.stderr[-4000:]
     if name and not re.match(r'^\w+=', line): expect(name, args, r, world['cwd'])
+    if name == 'asl-push' or 'hf://' in line: expect_hub(name, args, line, r, world)
     if name == 'asl-run':  # the series got both sets through the (simulated) Kaggle
         from asl_lib.testing import downloads
         assert {GRASSKNOTED, DANRASBAND} <= set(downloads(Path(world['env']['ASL_SIMULATED_KAGGLE']).parent))
