@@ -109,6 +109,7 @@ def demo_app(model, # A run folder (or its model.json), or a learner from `load_
     check_positive('topk', topk); check_above_zero('hold', hold); check_above_zero('stream_every', stream_every)
     base = model if isinstance(model, Learner) else load_model(model, **kwargs)
     view, vocab = hand_view(base), list(base.dls.vocab)
+    dev = str(next(base.model.parameters()).device)  # a visitor's calibration runs, and its model is read, where the base model is
     run = None if isinstance(model, Learner) else Path(model) if Path(model).is_dir() else Path(model).parent
     calibratable = run is not None and (run/'metrics.json').is_file()  # a run folder asl-train wrote: its training rows can be replayed
     model_lock = threading.Lock()  # fastai's prediction state and Grad-CAM's hooks are not for threads
@@ -142,9 +143,9 @@ def demo_app(model, # A run folder (or its model.json), or a learner from `load_
         return _have(v), v
     def _calibrate(v):
         if not (v and v.shots()): raise gr.Error("No photos of your hand yet: add a few first (3 of each letter it gets wrong).", print_exception=False)
-        try: dest = calibrate(run, v.folder/'shots', out=v.folder/'runs', name='calibrated', overwrite=True)
+        try: dest = calibrate(run, v.folder/'shots', out=v.folder/'runs', name='calibrated', overwrite=True, device=dev)
         except (DataError, ConfigError) as e: raise gr.Error(str(e), print_exception=False) from None
-        v.learn, info = load_model(dest), read_calibration(dest)
+        v.learn, info = load_model(dest, device=dev), read_calibration(dest)
         acc = info['valid_accuracy']
         return (f"Calibrated on {len(info['shots'])} photos of {len(info['k_per_class'])} letters (validation blocks "
                 f"{acc['before']:.3f} before, {acc['after']:.3f} after). Live and Photo now use it, for you only."), v

@@ -24,7 +24,7 @@ from .data import DANRASBAND, SIGN_MNIST_LAYOUT, Inventory, get_inventory, model
 from .plots import plot_confusion
 from .inference import hand_view, load_model, model_file
 from .hands import fresh_detection, hand_table
-from .hub import hub_address, is_hub_address
+from .hub import from_hub, hub_address, is_hub_address
 from .runs import write_model_card
 
 # %% ../nbs/04_evaluate.ipynb #6eed0b10
@@ -103,13 +103,14 @@ def evaluate(model:Path|str, # A run folder (model.json + model.safetensors), or
     "Score `model` on `test`; save the report, predictions, confusion matrix and plots"
     check_positive('bs', bs)
     if out is not None: check_output(out, (test,), 'report folder')  # before any work; `owned_folder` checks again
-    learn = load_model(model, device=device, trust_pickle=trust_pickle)
+    local = from_hub(model) if is_hub_address(model) else model  # a model on the Hub is looked up once, then read from the cache
+    learn = load_model(local, device=device, trust_pickle=trust_pickle)
     inv = _test_set(test)
     if isinstance(test, Inventory): test = inv.root
     dest = Path(out) if out else eval_dir(model, test, inv.root)
     with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
-        report = _write_report(learn, model, test, inv, bs, dest, d)
-    run = model_file(model).parent
+        report = _write_report(learn, model_file(local), test, inv, bs, dest, d)
+    run = model_file(local).parent
     if dest.absolute().parent == run.absolute() and (run/'metrics.json').is_file(): write_model_card(run)  # the card lists this report now
     return report
 
@@ -130,8 +131,8 @@ def _untrained_note(u:dict)->str:
             f"counted as errors; accuracy without them {u['accuracy_trained_classes']:.3f})")
 
 # %% ../nbs/04_evaluate.ipynb #ebe47fae
-def _write_report(learn, model, test, inv, bs, dest, d)->dict:
-    "Predict the test images of `inv` and write the report files into `d` (which becomes `dest`)"
+def _write_report(learn, model:Path, test, inv, bs, dest, d)->dict:
+    "Predict the test images of `inv` with `learn` (loaded from the file `model`) and write the report files into `d` (which becomes `dest`)"
     root = inv.root
     vocab = list(learn.dls.vocab)
     items, labels, notes = _scored_items(inv, vocab)
@@ -147,7 +148,7 @@ def _write_report(learn, model, test, inv, bs, dest, d)->dict:
     rep = classification_report(labels, pred, labels=present, output_dict=True, zero_division=0)
     per_class = {c: dict(precision=rep[c]['precision'], recall=rep[c]['recall'], f1=rep[c]['f1-score'],
                          support=int(rep[c]['support']), accuracy=rep[c]['recall']) for c in present}
-    report = dict(model=str(model_file(model)), test=str(test), test_root=str(root), accuracy=float(np.mean(np.array(pred) == np.array(labels))),
+    report = dict(model=str(model), test=str(test), test_root=str(root), accuracy=float(np.mean(np.array(pred) == np.array(labels))),
                   n_images=len(items), n_classes_scored=len(present), macro_f1=rep['macro avg']['f1-score'], per_class=per_class,
                   view=view or 'image', detection_rate=None if hands is None else float(hands.found.mean()),
                   accuracy_with_hand=None if hands is None or not hands.found.any() else

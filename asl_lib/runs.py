@@ -6,8 +6,8 @@ Docs: https://asl-lib.github.io/asl_lib/runs.html.md"""
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'RUN_FILES', 'FORMAT', 'FORMAT_VERSION', 'CARD', 'CARD_MARK', 'GRASSKNOTED_NOTE', 'next_run_dir',
-           'check_run', 'export_portable', 'resolve_device', 'read_portable', 'Photo', 'GreyPhoto', 'load_portable',
-           'model_card', 'write_model_card']
+           'read_weights', 'check_run', 'export_portable', 'resolve_device', 'read_portable', 'Photo', 'GreyPhoto',
+           'load_portable', 'model_card', 'write_model_card']
 
 # %% ../nbs/01c_runs.ipynb #3813f8e3
 import json, os, re
@@ -31,6 +31,16 @@ def next_run_dir(out:Path|str, name:str, overwrite:bool=False)->Path:
     return next(out/f'{name}-{i}' for i in range(2, 10**6) if not taken(out/f'{name}-{i}'))
 
 
+# %% ../nbs/01c_runs.ipynb #4b471c23
+def read_weights(f:Path|str, # A `.safetensors` file, or a `.pth` state dict (run folders from before safetensors)
+                 needed_by:Path|str|None=None, # The file that names it, for the message when it is missing
+                )->dict: # Name -> tensor, on the CPU
+    "The tensors of a weights file, read without unpickling anything (a `.pth` through `torch.load(weights_only=True)`)"
+    f = Path(f)
+    try: return load_file(f) if f.suffix == '.safetensors' else torch.load(f, map_location='cpu', weights_only=True)
+    except FileNotFoundError: raise ModelFileError(f"{f} is missing" + (f": {needed_by} needs it beside it." if needed_by else ".")) from None
+    except Exception as e: raise ModelFileError(f"{f} is not a weights file asl_lib can load ({type(e).__name__}: {str(e)[:200]}).") from None
+
 # %% ../nbs/01c_runs.ipynb #fad0edab
 WEIGHTS = 'model.safetensors'  # the weights of a run: safetensors, the format timm and the Hugging Face Hub use (no pickle at all)
 RUN_FILES = ('model.pkl', WEIGHTS, 'model.json', 'best.pth', 'history.csv', 'curves.png', 'confusion_matrix.csv', 'confusion_matrix.png', 'metrics.json')
@@ -45,7 +55,7 @@ def check_run(run:Path|str)->dict:
         metrics = json.loads((run/'metrics.json').read_text())
         hist = pd.read_csv(run/'history.csv')
         cm = pd.read_csv(run/'confusion_matrix.csv', index_col=0)
-        weights = torch.load(run/'best.pth', map_location='cpu', weights_only=True)
+        weights = read_weights(run/'best.pth')
     except Exception as e: raise bad(f'a file does not parse ({type(e).__name__}: {e})') from None
     if not ({'epoch', 'train_loss', 'valid_loss', 'accuracy'} <= set(hist.columns) and len(hist)): raise bad('history.csv has no epochs')
     n = len(metrics.get('vocab') or cm.index)
@@ -162,9 +172,7 @@ def load_portable(path:Path|str, # A run folder, or its `model.json`
     "Rebuild the learner `export_portable` saved, from weights and JSON only: nothing is unpickled"
     cfg, dev = read_portable(path), resolve_device(device)
     weights = Path(cfg['path']).parent/cfg['weights']
-    try: sd = load_file(weights) if weights.suffix == '.safetensors' else torch.load(weights, map_location='cpu', weights_only=True)  # .pth: run folders of asl_lib before safetensors
-    except FileNotFoundError: raise ModelFileError(f"{weights} is missing: {cfg['path']} needs it beside it.") from None
-    except Exception as e: raise ModelFileError(f"{weights} is not a weights file asl_lib can load ({type(e).__name__}: {str(e)[:200]}).") from None
+    sd = read_weights(weights, cfg['path'])
     if not isinstance(sd, dict) or any(torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all() for v in sd.values()):
         raise ModelFileError(f"{weights} holds weights that are not numbers (NaN or infinite): the training diverged. Train again with a lower learning rate.")
     learn = create_learner(_portable_dls(cfg, dev), cfg['arch'], pretrained=False)

@@ -1,5 +1,5 @@
 "Shared fixtures: small generated datasets, the simulated Kaggle serving them, and the real images in `$ASL_REAL_DATA` when this machine has them."
-import os, socket, subprocess, sys, tempfile, zipfile
+import os, signal, socket, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
 
@@ -8,6 +8,10 @@ import pytest
 # machine took 5 s with 2 threads, 0.6 s with 1). Set before asl_lib.testing imports torch; an explicit OMP_NUM_THREADS wins.
 if (_workers := int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))) > 1:
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // _workers)))
+# A suite started in the background (`pytest &` in a script, some CI runners) inherits SIGINT ignored, and so would every command
+# it starts: a test that presses Ctrl-C on a command would then wait for nothing. Catching SIGINT here gives the commands the
+# default back (exec resets a caught signal, not an ignored one), as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN: signal.signal(signal.SIGINT, signal.default_int_handler)
 from asl_lib.data import SIGN_MNIST
 from asl_lib.testing import make_sign_mnist, make_synthetic, real_data, simulated_kaggle_env
 

@@ -82,7 +82,7 @@ def test_live_tab_in_headless_chromium(real_live, tmp_path):
     sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed: pip install playwright')
     from test_demo import _chromium, _start_demo
     exe, t0 = _chromium(), time.time()
-    proc, url = _start_demo(real_live['run'])
+    proc, url = _start_demo(real_live['run'], log := tmp_path/'asl-demo.err')
     outside, shot, typed = [], tmp_path/'live.png', ''
     try:
         with sync_api.sync_playwright() as p:
@@ -111,10 +111,10 @@ def test_live_tab_in_headless_chromium(real_live, tmp_path):
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=30)
+        rc = proc.wait(timeout=90)  # Ctrl-C stops it; a loaded machine takes its time
     print(f"live browser test: {time.time() - t0:.1f} s wall, typed {typed!r} for {real_live['word']!r}")
-    assert real_live['word'] in typed, (typed, real_live['word'], proc.stderr.read()[-3000:])
+    assert real_live['word'] in typed, (typed, real_live['word'], log.read_text()[-3000:])
     assert letter == real_live['word'][0], letter
     assert shot.stat().st_size > 10_000
     assert not outside, f'the page fetched from outside this machine: {outside[:5]}'
-    assert rc == 130, proc.stderr.read()[-3000:]
+    assert rc == 130, log.read_text()[-3000:]
