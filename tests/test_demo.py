@@ -119,7 +119,8 @@ def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=90)  # Ctrl-C stops it; a loaded machine takes its time
+        try: rc = proc.wait(timeout=90)  # Ctrl-C stops it; a loaded machine takes its time
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait(); raise  # a server that ignored Ctrl-C is not left running
     print(f'browser test: {time.time() - t0:.1f} s wall (photo {photo.name})')
     assert letter == expected, (letter, expected)
     assert shot.stat().st_size > 10_000
