@@ -109,8 +109,8 @@ def evaluate(model:Path|str, # A run folder (model.json + model.safetensors), or
     if isinstance(test, Inventory): test = inv.root
     dest = Path(out) if out else eval_dir(model, test, inv.root)
     with owned_folder(dest, kind='report', replace=True, inputs=[inv.root]) as d:
-        report = _write_report(learn, model_file(local), test, inv, bs, dest, d)
-    run = model_file(local).parent
+        report = _write_report(learn, f := model_file(local), test, inv, bs, dest, d)
+    run = f.parent
     if dest.absolute().parent == run.absolute() and (run/'metrics.json').is_file(): write_model_card(run)  # the card lists this report now
     return report
 

@@ -92,6 +92,12 @@ def _start_demo(run, log:Path)->tuple:
     if not url: proc.kill(); proc.wait(); pytest.fail(f"asl-demo printed no address: {log.read_text()[-3000:]}")
     return proc, url
 
+def _stop_demo(proc)->int:
+    "Ctrl-C on a server `_start_demo` started, and its exit status; one that does not stop in 90 s (a loaded machine takes its time) is killed, not left running"
+    proc.send_signal(signal.SIGINT)
+    try: return proc.wait(timeout=90)
+    except subprocess.TimeoutExpired: proc.kill(); proc.wait(); raise
+
 @pytest.mark.slow
 def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
     "Upload a photo: the letter shown is `predict`'s, with its Grad-CAM, and nothing comes from outside this machine"
@@ -118,9 +124,7 @@ def test_page_in_headless_chromium(small_run, learn, synth, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try: rc = proc.wait(timeout=90)  # Ctrl-C stops it; a loaded machine takes its time
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait(); raise  # a server that ignored Ctrl-C is not left running
+        rc = _stop_demo(proc)
     print(f'browser test: {time.time() - t0:.1f} s wall (photo {photo.name})')
     assert letter == expected, (letter, expected)
     assert shot.stat().st_size > 10_000

@@ -80,7 +80,7 @@ def test_live_tab_in_headless_chromium(real_live, tmp_path):
     """Chromium's fake camera plays the video into the live tab: the typed text holds the word the video spells, the hand is drawn,
     and nothing is fetched from outside this machine"""
     sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed: pip install playwright')
-    from test_demo import _chromium, _start_demo
+    from test_demo import _chromium, _start_demo, _stop_demo
     exe, t0 = _chromium(), time.time()
     proc, url = _start_demo(real_live['run'], log := tmp_path/'asl-demo.err')
     outside, shot, typed = [], tmp_path/'live.png', ''
@@ -110,9 +110,7 @@ def test_live_tab_in_headless_chromium(real_live, tmp_path):
             page.locator('#explain img').wait_for()
             browser.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try: rc = proc.wait(timeout=90)  # Ctrl-C stops it; a loaded machine takes its time
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait(); raise  # a server that ignored Ctrl-C is not left running
+        rc = _stop_demo(proc)
     print(f"live browser test: {time.time() - t0:.1f} s wall, typed {typed!r} for {real_live['word']!r}")
     assert real_live['word'] in typed, (typed, real_live['word'], log.read_text()[-3000:])
     assert letter == real_live['word'][0], letter
